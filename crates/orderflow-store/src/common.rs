@@ -1,0 +1,83 @@
+//! What both backends do the same way around their SQL: pricing lines, totals, idempotent
+//! replays and (de)serialising the JSON columns.
+
+use orderflow_domain::{Currency, OrderLine, OrderStatus, ProductId, Quantity, ReservationPlan};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+use crate::model::{Idempotency, Placement, PricedLine, Receipt};
+
+pub(crate) fn latest_version(migrations: &[refinery::Migration]) -> i64 {
+    migrations.iter().map(|m| i64::from(m.version())).max().unwrap_or(0)
+}
+
+/// `'pending', 'confirmed', …`: the statuses whose lines hold a reservation, for SQL `IN`.
+pub(crate) fn live_statuses_sql() -> String {
+    OrderStatus::ALL
+        .into_iter()
+        .filter(|s| s.holds_reservation())
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub(crate) fn live_statuses() -> Vec<String> {
+    OrderStatus::ALL.into_iter().filter(|s| s.holds_reservation()).map(|s| s.as_str().to_owned()).collect()
+}
+
+/// The answer to a request whose idempotency key was seen before.
+pub(crate) fn replay(stored_hash: &str, receipt: &str, request: &Idempotency) -> Result<Placement> {
+    if stored_hash != request.request_hash {
+        return Err(Error::IdempotencyKeyReused);
+    }
+    let receipt: Receipt = serde_json::from_str(receipt).map_err(|e| Error::Corrupt(e.to_string()))?;
+    Ok(Placement { receipt, replayed: true })
+}
+
+/// Attaches each product's current price; `price_of` must know every line's product.
+pub(crate) fn price(lines: &[OrderLine], price_of: impl Fn(&ProductId) -> Option<(i64, Currency)>) -> Vec<PricedLine> {
+    lines
+        .iter()
+        .filter_map(|line| {
+            let (unit_price_minor, currency) = price_of(&line.product_id)?;
+            Some(PricedLine { product_id: line.product_id.clone(), quantity: line.quantity, unit_price_minor, currency })
+        })
+        .collect()
+}
+
+/// The order's currency and total; an order with no reserved line has neither.
+pub(crate) fn total(lines: &[PricedLine]) -> Result<(Option<Currency>, i64)> {
+    let Some(first) = lines.first() else { return Ok((None, 0)) };
+    let mut total: i64 = 0;
+    for line in lines {
+        if line.currency != first.currency {
+            return Err(Error::MixedCurrencies);
+        }
+        let amount = line
+            .unit_price_minor
+            .checked_mul(i64::from(line.quantity.get()))
+            .ok_or_else(|| Error::Corrupt("order total overflows".into()))?;
+        total = total.checked_add(amount).ok_or_else(|| Error::Corrupt("order total overflows".into()))?;
+    }
+    Ok((Some(first.currency), total))
+}
+
+pub(crate) fn placement_note(plan: &ReservationPlan) -> Option<&'static str> {
+    if plan.backorder.is_empty() { Some("all units reserved") } else { Some("waiting for stock") }
+}
+
+pub(crate) fn quantity(value: i64) -> Result<Quantity> {
+    u64::try_from(value)
+        .ok()
+        .and_then(|v| Quantity::try_from(v).ok())
+        .ok_or_else(|| Error::Corrupt(format!("quantity {value}")))
+}
+
+pub(crate) fn to_json<T: Serialize>(value: &Option<T>) -> Result<Option<String>> {
+    value.as_ref().map(|v| serde_json::to_string(v).map_err(|e| Error::Corrupt(e.to_string()))).transpose()
+}
+
+pub(crate) fn from_json<T: DeserializeOwned>(text: Option<&str>) -> Result<Option<T>> {
+    text.map(|t| serde_json::from_str(t).map_err(|e| Error::Corrupt(e.to_string()))).transpose()
+}

@@ -1,0 +1,775 @@
+//! The embedded SQLite backend: rusqlite with WAL, one group-committing writer thread and a
+//! pool of read-only connections for everything that only reads.
+
+mod writer;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use orderflow_domain::status::{self, Cancellation};
+use orderflow_domain::{
+    Currency, OrderId, OrderStatus, ProductId, StockLevel, StoreId, TimelineEntry, plan_edit,
+    plan_reservation,
+};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use time::OffsetDateTime;
+
+use crate::common::{self, live_statuses_sql};
+use crate::error::{Error, Result};
+use crate::model::*;
+use writer::Writer;
+
+mod embedded {
+    refinery::embed_migrations!("migrations/sqlite");
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(error: rusqlite::Error) -> Self {
+        Error::unavailable(error)
+    }
+}
+
+fn micros(at: OffsetDateTime) -> i64 {
+    (at.unix_timestamp_nanos() / 1_000) as i64
+}
+
+fn from_micros(value: i64) -> Result<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(value) * 1_000)
+        .map_err(|_| Error::Corrupt(format!("timestamp {value} out of range")))
+}
+
+fn parse<T: std::str::FromStr>(column: &str, text: &str) -> Result<T> {
+    text.parse().map_err(|_| Error::Corrupt(format!("{column} holds {text:?}")))
+}
+
+fn is_unique_violation(error: &rusqlite::Error) -> bool {
+    error.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation)
+}
+
+#[derive(Debug)]
+pub struct SqliteStore {
+    writer: Writer,
+    readers: Arc<ReaderPool>,
+}
+
+#[derive(Debug)]
+struct ReaderPool {
+    path: String,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReaderPool {
+    fn take(&self) -> Result<Connection> {
+        let idle = self.idle.lock().map_err(|_| Error::unavailable("reader pool poisoned"))?.pop();
+        match idle {
+            Some(connection) => Ok(connection),
+            None => {
+                let connection = open_connection(&self.path)?;
+                connection.pragma_update(None, "query_only", true)?;
+                Ok(connection)
+            }
+        }
+    }
+
+    fn give_back(&self, connection: Connection) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(connection);
+        }
+    }
+}
+
+fn open_connection(path: &str) -> Result<Connection> {
+    let connection = Connection::open(path)?;
+    // WAL lets readers run beside the writer; FULL syncs the WAL at every commit, which group
+    // commit makes cheap, so an acknowledged write also survives a power cut.
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    connection.pragma_update(None, "synchronous", "FULL")?;
+    connection.pragma_update(None, "foreign_keys", true)?;
+    connection.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(connection)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path` and applies pending migrations.
+    pub async fn open(path: &str) -> Result<Self> {
+        let path = path.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let mut connection = open_connection(&path)?;
+            embedded::migrations::runner()
+                .run(&mut connection)
+                .map_err(|error| Error::Migration(Box::new(error)))?;
+            let writer = Writer::start(connection)?;
+            let readers = Arc::new(ReaderPool { path, idle: Mutex::new(Vec::new()) });
+            Ok(Self { writer, readers })
+        })
+        .await
+        .map_err(Error::unavailable)?
+    }
+
+    async fn read<T, F>(&self, operation: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let connection = readers.take()?;
+            let outcome = operation(&connection);
+            readers.give_back(connection);
+            outcome
+        })
+        .await
+        .map_err(Error::unavailable)?
+    }
+}
+
+#[async_trait]
+impl crate::Store for SqliteStore {
+    async fn readiness(&self) -> Result<Readiness> {
+        let latest_migration = common::latest_version(embedded::migrations::runner().get_migrations());
+        self.read(move |c| {
+            let applied_migration = c
+                .query_row("SELECT MAX(version) FROM refinery_schema_history", [], |row| row.get(0))
+                .optional()?
+                .flatten();
+            Ok(Readiness { applied_migration, latest_migration })
+        })
+        .await
+    }
+
+    async fn create_store(&self, store: NewStore) -> Result<StoreRecord> {
+        self.writer
+            .write(move |c| {
+                let inserted = c
+                    .prepare_cached(
+                        "INSERT INTO stores (store_id, name, platform, created_at) VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![store.store_id.as_str(), store.name, store.platform, micros(store.now)]);
+                match inserted {
+                    Err(error) if is_unique_violation(&error) => {
+                        Err(Error::AlreadyExists(format!("store {}", store.store_id)))
+                    }
+                    other => other.map(|_| ()).map_err(Error::from),
+                }?;
+                read_store(c, &store.store_id)
+            })
+            .await
+    }
+
+    async fn get_store(&self, store_id: &StoreId) -> Result<StoreRecord> {
+        let store_id = store_id.clone();
+        self.read(move |c| read_store(c, &store_id)).await
+    }
+
+    async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey> {
+        self.writer
+            .write(move |c| {
+                c.prepare_cached(
+                    "INSERT INTO api_keys (key_id, token_hash, role, store_id, customer_id, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![
+                    key.key_id,
+                    key.token_hash,
+                    key.role.as_str(),
+                    key.store_id.as_ref().map(StoreId::as_str),
+                    key.customer_id.as_ref().map(|c| c.as_str()),
+                    micros(key.now)
+                ])?;
+                Ok(ApiKey {
+                    key_id: key.key_id,
+                    role: key.role,
+                    store_id: key.store_id,
+                    customer_id: key.customer_id,
+                    created_at: key.now,
+                })
+            })
+            .await
+    }
+
+    async fn find_api_key(&self, token_hash: &str) -> Result<Option<ApiKey>> {
+        let token_hash = token_hash.to_owned();
+        self.read(move |c| {
+            let row = c
+                .prepare_cached(
+                    "SELECT key_id, role, store_id, customer_id, created_at FROM api_keys WHERE token_hash = ?1",
+                )?
+                .query_row([token_hash], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, Option<String>>(2)?,
+                        row.get::<_, Option<String>>(3)?,
+                        row.get::<_, i64>(4)?,
+                    ))
+                })
+                .optional()?;
+            let Some((key_id, role, store_id, customer_id, created_at)) = row else { return Ok(None) };
+            Ok(Some(ApiKey {
+                key_id,
+                role: Role::parse(&role).ok_or_else(|| Error::Corrupt(format!("role {role:?}")))?,
+                store_id: store_id.map(|s| parse("store_id", &s)).transpose()?,
+                customer_id: customer_id.map(|s| parse("customer_id", &s)).transpose()?,
+                created_at: from_micros(created_at)?,
+            }))
+        })
+        .await
+    }
+
+    async fn put_product(&self, store_id: &StoreId, product: ProductInput) -> Result<Product> {
+        let store_id = store_id.clone();
+        self.writer
+            .write(move |c| {
+                upsert_product(c, &store_id, &product)?;
+                read_product(c, &store_id, &product.product_id)
+            })
+            .await
+    }
+
+    async fn import_products(&self, store_id: &StoreId, products: Vec<ProductInput>) -> Result<usize> {
+        let store_id = store_id.clone();
+        self.writer
+            .write(move |c| {
+                for product in &products {
+                    upsert_product(c, &store_id, product)?;
+                }
+                Ok(products.len())
+            })
+            .await
+    }
+
+    async fn get_product(&self, store_id: &StoreId, product_id: &ProductId) -> Result<Product> {
+        let (store_id, product_id) = (store_id.clone(), product_id.clone());
+        self.read(move |c| read_product(c, &store_id, &product_id)).await
+    }
+
+    async fn list_products(&self, store_id: &StoreId, page: PageRequest<ProductId>) -> Result<Page<Product>> {
+        let store_id = store_id.clone();
+        self.read(move |c| {
+            let after = page.after.as_ref().map(ProductId::as_str).unwrap_or("");
+            let mut statement = c.prepare_cached(&format!(
+                "SELECT {PRODUCT_COLUMNS} FROM products WHERE store_id = ?1 AND product_id > ?2
+                 ORDER BY product_id LIMIT ?3"
+            ))?;
+            let rows = statement.query_map(params![store_id.as_str(), after, page.limit + 1], product_row)?;
+            let mut items = rows.collect::<rusqlite::Result<Vec<_>>>()?.into_iter().map(|r| r.into_product()).collect::<Result<Vec<_>>>()?;
+            let has_more = items.len() > page.limit as usize;
+            items.truncate(page.limit as usize);
+            Ok(Page { items, has_more })
+        })
+        .await
+    }
+
+    async fn adjust_stock(&self, store_id: &StoreId, product_id: &ProductId, delta: i64) -> Result<Product> {
+        let (store_id, product_id) = (store_id.clone(), product_id.clone());
+        self.writer
+            .write(move |c| {
+                let (level, _, _) = read_level(c, &store_id, &product_id)?.ok_or(Error::NotFound)?;
+                let level = level.adjusted(delta)?;
+                c.prepare_cached(
+                    "UPDATE products SET on_hand = ?1, updated_at = ?2 WHERE store_id = ?3 AND product_id = ?4",
+                )?
+                .execute(params![
+                    level.on_hand(),
+                    micros(OffsetDateTime::now_utc()),
+                    store_id.as_str(),
+                    product_id.as_str()
+                ])?;
+                read_product(c, &store_id, &product_id)
+            })
+            .await
+    }
+
+    async fn place_order(&self, order: PlaceOrder) -> Result<Placement> {
+        self.writer.write(move |c| place_order(c, &order)).await
+    }
+
+    async fn get_order(&self, scope: &Scope, order_id: &OrderId) -> Result<Order> {
+        let (scope, order_id) = (scope.clone(), order_id.clone());
+        self.read(move |c| read_order(c, &scope, &order_id)).await
+    }
+
+    async fn edit_order(&self, scope: &Scope, edit: EditOrder) -> Result<Order> {
+        let scope = scope.clone();
+        self.writer.write(move |c| edit_order(c, &scope, &edit)).await
+    }
+
+    async fn cancel_order(&self, scope: &Scope, cancel: CancelOrder) -> Result<Order> {
+        let scope = scope.clone();
+        self.writer.write(move |c| cancel_order(c, &scope, &cancel)).await
+    }
+
+    async fn list_orders(&self, scope: &Scope, filter: OrderFilter) -> Result<Page<Order>> {
+        let scope = scope.clone();
+        self.read(move |c| list_orders(c, &scope, &filter)).await
+    }
+
+    async fn audit_reservations(&self, store_id: &StoreId) -> Result<Vec<ReservationAudit>> {
+        let store_id = store_id.clone();
+        self.read(move |c| {
+            let sql = format!(
+                "SELECT p.product_id, p.on_hand, p.reserved,
+                        COALESCE((SELECT SUM(l.quantity) FROM order_lines l JOIN orders o ON o.order_id = l.order_id
+                                  WHERE o.store_id = p.store_id AND l.product_id = p.product_id
+                                    AND o.status IN ({})), 0)
+                 FROM products p WHERE p.store_id = ?1 ORDER BY p.product_id",
+                live_statuses_sql()
+            );
+            let mut statement = c.prepare(&sql)?;
+            let rows = statement.query_map([store_id.as_str()], |row| {
+                Ok((row.get::<_, String>(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })?;
+            rows.map(|row| {
+                let (product_id, on_hand, reserved, reserved_by_live_orders) = row?;
+                Ok(ReservationAudit {
+                    product_id: parse("product_id", &product_id)?,
+                    on_hand,
+                    reserved,
+                    reserved_by_live_orders,
+                })
+            })
+            .collect()
+        })
+        .await
+    }
+}
+
+fn read_store(c: &Connection, store_id: &StoreId) -> Result<StoreRecord> {
+    let row = c
+        .prepare_cached("SELECT name, platform, created_at FROM stores WHERE store_id = ?1")?
+        .query_row([store_id.as_str()], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?, row.get::<_, i64>(2)?))
+        })
+        .optional()?
+        .ok_or(Error::NotFound)?;
+    Ok(StoreRecord { store_id: store_id.clone(), name: row.0, platform: row.1, created_at: from_micros(row.2)? })
+}
+
+const PRODUCT_COLUMNS: &str =
+    "store_id, product_id, name, category, price_minor, currency, on_hand, reserved, created_at, updated_at";
+
+struct ProductRow {
+    store_id: String,
+    product_id: String,
+    name: String,
+    category: Option<String>,
+    price_minor: i64,
+    currency: String,
+    on_hand: i64,
+    reserved: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+fn product_row(row: &Row<'_>) -> rusqlite::Result<ProductRow> {
+    Ok(ProductRow {
+        store_id: row.get(0)?,
+        product_id: row.get(1)?,
+        name: row.get(2)?,
+        category: row.get(3)?,
+        price_minor: row.get(4)?,
+        currency: row.get(5)?,
+        on_hand: row.get(6)?,
+        reserved: row.get(7)?,
+        created_at: row.get(8)?,
+        updated_at: row.get(9)?,
+    })
+}
+
+impl ProductRow {
+    fn into_product(self) -> Result<Product> {
+        Ok(Product {
+            store_id: parse("store_id", &self.store_id)?,
+            product_id: parse("product_id", &self.product_id)?,
+            name: self.name,
+            category: self.category,
+            price_minor: self.price_minor,
+            currency: parse("currency", &self.currency)?,
+            on_hand: self.on_hand,
+            reserved: self.reserved,
+            created_at: from_micros(self.created_at)?,
+            updated_at: from_micros(self.updated_at)?,
+        })
+    }
+}
+
+fn read_product(c: &Connection, store_id: &StoreId, product_id: &ProductId) -> Result<Product> {
+    c.prepare_cached(&format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE store_id = ?1 AND product_id = ?2"))?
+        .query_row([store_id.as_str(), product_id.as_str()], product_row)
+        .optional()?
+        .ok_or(Error::NotFound)?
+        .into_product()
+}
+
+/// The stock level and unit price of a product, if the store has it.
+fn read_level(c: &Connection, store_id: &StoreId, product_id: &ProductId) -> Result<Option<(StockLevel, i64, Currency)>> {
+    let row = c
+        .prepare_cached(
+            "SELECT on_hand, reserved, price_minor, currency FROM products WHERE store_id = ?1 AND product_id = ?2",
+        )?
+        .query_row([store_id.as_str(), product_id.as_str()], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?, row.get::<_, String>(3)?))
+        })
+        .optional()?;
+    row.map(|(on_hand, reserved, price, currency)| {
+        let level = StockLevel::new(on_hand, reserved).map_err(|e| Error::Corrupt(e.to_string()))?;
+        Ok((level, price, parse("currency", &currency)?))
+    })
+    .transpose()
+}
+
+fn upsert_product(c: &Connection, store_id: &StoreId, product: &ProductInput) -> Result<()> {
+    if let Some((level, _, _)) = read_level(c, store_id, &product.product_id)? {
+        level.with_on_hand(product.on_hand)?;
+    } else {
+        StockLevel::new(product.on_hand, 0)?;
+    }
+    c.prepare_cached(
+        "INSERT INTO products (store_id, product_id, name, category, price_minor, currency, on_hand, reserved, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?8)
+         ON CONFLICT (store_id, product_id) DO UPDATE SET
+             name = excluded.name, category = excluded.category, price_minor = excluded.price_minor,
+             currency = excluded.currency, on_hand = excluded.on_hand, updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        store_id.as_str(),
+        product.product_id.as_str(),
+        product.name,
+        product.category,
+        product.price_minor,
+        product.currency.as_str(),
+        product.on_hand,
+        micros(product.now)
+    ])?;
+    Ok(())
+}
+
+fn change_reserved(c: &Connection, store_id: &StoreId, product_id: &ProductId, delta: i64, now: OffsetDateTime) -> Result<()> {
+    let changed = c
+        .prepare_cached(
+            "UPDATE products SET reserved = reserved + ?1, updated_at = ?2 WHERE store_id = ?3 AND product_id = ?4",
+        )?
+        .execute(params![delta, micros(now), store_id.as_str(), product_id.as_str()])?;
+    if changed != 1 {
+        return Err(Error::Corrupt(format!("product {product_id} vanished while reserving")));
+    }
+    Ok(())
+}
+
+fn append_event(c: &Connection, order_id: &OrderId, at: OffsetDateTime, status: OrderStatus, note: Option<&str>) -> Result<()> {
+    c.prepare_cached(
+        "INSERT INTO order_events (order_id, seq, at, status, note)
+         VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM order_events WHERE order_id = ?1), ?2, ?3, ?4)",
+    )?
+    .execute(params![order_id.as_str(), micros(at), status.as_str(), note])?;
+    Ok(())
+}
+
+fn insert_lines(c: &Connection, order_id: &OrderId, lines: &[PricedLine]) -> Result<()> {
+    let mut statement = c.prepare_cached(
+        "INSERT INTO order_lines (order_id, line_no, product_id, quantity, unit_price_minor, currency)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for (line_no, line) in lines.iter().enumerate() {
+        statement.execute(params![
+            order_id.as_str(),
+            line_no as i64 + 1,
+            line.product_id.as_str(),
+            line.quantity.get(),
+            line.unit_price_minor,
+            line.currency.as_str()
+        ])?;
+    }
+    Ok(())
+}
+
+fn place_order(c: &Connection, order: &PlaceOrder) -> Result<Placement> {
+    if let Some(idempotency) = &order.idempotency {
+        let earlier = c
+            .prepare_cached("SELECT request_hash, receipt FROM idempotency_keys WHERE store_id = ?1 AND key = ?2")?
+            .query_row([order.store_id.as_str(), &idempotency.key], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })
+            .optional()?;
+        if let Some((request_hash, receipt)) = earlier {
+            return common::replay(&request_hash, &receipt, idempotency);
+        }
+    }
+
+    let mut known = HashMap::new();
+    for line in order.lines.iter() {
+        if let Some(found) = read_level(c, &order.store_id, &line.product_id)? {
+            known.insert(line.product_id.clone(), found);
+        }
+    }
+    let plan = plan_reservation(&order.lines, |id| known.get(id).map(|k| k.0), order.allow_partial)
+        .map_err(Error::Refused)?;
+    let lines = common::price(&plan.reserve, |id| known.get(id).map(|k| (k.1, k.2)));
+    let (currency, total_minor) = common::total(&lines)?;
+    let transition = status::placement(!plan.backorder.is_empty());
+
+    for line in &lines {
+        change_reserved(c, &order.store_id, &line.product_id, i64::from(line.quantity.get()), order.now)?;
+    }
+    let customer_id = order.customer.as_ref().and_then(|c| c.customer_id.as_ref()).map(|id| id.as_str());
+    c.prepare_cached(
+        "INSERT INTO orders (order_id, store_id, external_id, customer_id, status, customer, shipping_address,
+                             currency, total_minor, version, created_at, updated_at)
+         VALUES (?1, ?2, NULL, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9, ?9)",
+    )?
+    .execute(params![
+        order.order_id.as_str(),
+        order.store_id.as_str(),
+        customer_id,
+        transition.to().as_str(),
+        common::to_json(&order.customer)?,
+        common::to_json(&order.shipping_address)?,
+        currency.as_ref().map(Currency::as_str),
+        total_minor,
+        micros(order.now)
+    ])?;
+    insert_lines(c, &order.order_id, &lines)?;
+    for shortfall in &plan.backorder {
+        c.prepare_cached("INSERT INTO backorders (order_id, product_id, quantity, created_at) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![order.order_id.as_str(), shortfall.product_id.as_str(), shortfall.missing(), micros(order.now)])?;
+    }
+    append_event(c, &order.order_id, order.now, OrderStatus::Pending, Some("placed"))?;
+    append_event(c, &order.order_id, order.now, transition.to(), common::placement_note(&plan))?;
+
+    let receipt = Receipt {
+        order_id: order.order_id.clone(),
+        order_status: transition.to(),
+        products: plan.reserve,
+        unavailable: plan.backorder,
+    };
+    if let Some(idempotency) = &order.idempotency {
+        c.prepare_cached(
+            "INSERT INTO idempotency_keys (store_id, key, request_hash, receipt, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![
+            order.store_id.as_str(),
+            idempotency.key,
+            idempotency.request_hash,
+            serde_json::to_string(&receipt).map_err(|e| Error::Corrupt(e.to_string()))?,
+            micros(order.now)
+        ])?;
+    }
+    Ok(Placement { receipt, replayed: false })
+}
+
+struct OrderHead {
+    store_id: StoreId,
+    status: OrderStatus,
+    version: i64,
+}
+
+/// The order's store, status and version, if `scope` may see it.
+fn read_head(c: &Connection, scope: &Scope, order_id: &OrderId) -> Result<OrderHead> {
+    let row = c
+        .prepare_cached("SELECT store_id, customer_id, status, version FROM orders WHERE order_id = ?1")?
+        .query_row([order_id.as_str()], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?, row.get::<_, String>(2)?, row.get::<_, i64>(3)?))
+        })
+        .optional()?
+        .ok_or(Error::NotFound)?;
+    let store_id: StoreId = parse("store_id", &row.0)?;
+    let customer_id = row.1.map(|c| parse("customer_id", &c)).transpose()?;
+    if !scope.admits(&store_id, customer_id.as_ref()) {
+        return Err(Error::NotFound);
+    }
+    Ok(OrderHead { store_id, status: parse("status", &row.2)?, version: row.3 })
+}
+
+fn read_lines(c: &Connection, order_id: &OrderId) -> Result<Vec<PricedLine>> {
+    let mut statement = c.prepare_cached(
+        "SELECT product_id, quantity, unit_price_minor, currency FROM order_lines WHERE order_id = ?1 ORDER BY line_no",
+    )?;
+    let rows = statement.query_map([order_id.as_str()], |row| {
+        Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?, row.get::<_, String>(3)?))
+    })?;
+    rows.map(|row| {
+        let (product_id, quantity, unit_price_minor, currency) = row?;
+        Ok(PricedLine {
+            product_id: parse("product_id", &product_id)?,
+            quantity: common::quantity(quantity)?,
+            unit_price_minor,
+            currency: parse("currency", &currency)?,
+        })
+    })
+    .collect()
+}
+
+fn read_order(c: &Connection, scope: &Scope, order_id: &OrderId) -> Result<Order> {
+    read_head(c, scope, order_id)?;
+    let row = c
+        .prepare_cached(
+            "SELECT store_id, external_id, status, customer, shipping_address, currency, total_minor, version,
+                    created_at, updated_at
+             FROM orders WHERE order_id = ?1",
+        )?
+        .query_row([order_id.as_str()], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, Option<String>>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, Option<String>>(3)?,
+                row.get::<_, Option<String>>(4)?,
+                row.get::<_, Option<String>>(5)?,
+                row.get::<_, i64>(6)?,
+                row.get::<_, i64>(7)?,
+                row.get::<_, i64>(8)?,
+                row.get::<_, i64>(9)?,
+            ))
+        })?;
+    let mut backorder_statement = c.prepare_cached(
+        "SELECT product_id, quantity FROM backorders WHERE order_id = ?1 ORDER BY product_id",
+    )?;
+    let backorder = backorder_statement
+        .query_map([order_id.as_str()], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?
+        .map(|row| {
+            let (product_id, quantity) = row?;
+            Ok(BackorderLine { product_id: parse("product_id", &product_id)?, quantity: common::quantity(quantity)? })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut event_statement =
+        c.prepare_cached("SELECT at, status, note FROM order_events WHERE order_id = ?1 ORDER BY seq")?;
+    let timeline = event_statement
+        .query_map([order_id.as_str()], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, Option<String>>(2)?))
+        })?
+        .map(|row| {
+            let (at, status, note) = row?;
+            Ok(TimelineEntry { at: from_micros(at)?, status: parse("status", &status)?, note })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Order {
+        order_id: order_id.clone(),
+        store_id: parse("store_id", &row.0)?,
+        external_id: row.1,
+        status: parse("status", &row.2)?,
+        lines: read_lines(c, order_id)?,
+        backorder,
+        customer: common::from_json(row.3.as_deref())?,
+        shipping_address: common::from_json(row.4.as_deref())?,
+        currency: row.5.map(|c| parse("currency", &c)).transpose()?,
+        total_minor: row.6,
+        timeline,
+        version: row.7,
+        created_at: from_micros(row.8)?,
+        updated_at: from_micros(row.9)?,
+    })
+}
+
+fn edit_order(c: &Connection, scope: &Scope, edit: &EditOrder) -> Result<Order> {
+    let head = read_head(c, scope, &edit.order_id)?;
+    if let Some(expected) = edit.expected_version
+        && expected != head.version
+    {
+        return Err(Error::VersionMismatch { current: head.version });
+    }
+    if !status::editable(head.status) {
+        return Err(Error::NotEditable(head.status));
+    }
+    let mut new_status = head.status;
+    if let Some(new_lines) = &edit.lines {
+        let current = read_lines(c, &edit.order_id)?;
+        let held: Vec<_> = current.iter().map(PricedLine::as_order_line).collect();
+        let mut known = HashMap::new();
+        for line in new_lines.iter() {
+            if let Some(found) = read_level(c, &head.store_id, &line.product_id)? {
+                known.insert(line.product_id.clone(), found);
+            }
+        }
+        let plan = plan_edit(&held, new_lines, |id| known.get(id).map(|k| k.0)).map_err(Error::Refused)?;
+        let lines = common::price(new_lines.as_slice(), |id| known.get(id).map(|k| (k.1, k.2)));
+        let (currency, total_minor) = common::total(&lines)?;
+        for (product_id, delta) in &plan.deltas {
+            change_reserved(c, &head.store_id, product_id, *delta, edit.now)?;
+        }
+        c.prepare_cached("DELETE FROM order_lines WHERE order_id = ?1")?.execute([edit.order_id.as_str()])?;
+        c.prepare_cached("DELETE FROM backorders WHERE order_id = ?1")?.execute([edit.order_id.as_str()])?;
+        insert_lines(c, &edit.order_id, &lines)?;
+        c.prepare_cached("UPDATE orders SET currency = ?1, total_minor = ?2 WHERE order_id = ?3")?
+            .execute(params![currency.as_ref().map(Currency::as_str), total_minor, edit.order_id.as_str()])?;
+        if let Some(transition) = status::after_edit(head.status, false) {
+            new_status = transition.to();
+            append_event(c, &edit.order_id, edit.now, new_status, Some("lines edited; all units reserved"))?;
+        }
+    }
+    if let Some(address) = &edit.shipping_address {
+        c.prepare_cached("UPDATE orders SET shipping_address = ?1 WHERE order_id = ?2")?
+            .execute(params![common::to_json(&Some(address))?, edit.order_id.as_str()])?;
+    }
+    c.prepare_cached("UPDATE orders SET status = ?1, version = version + 1, updated_at = ?2 WHERE order_id = ?3")?
+        .execute(params![new_status.as_str(), micros(edit.now), edit.order_id.as_str()])?;
+    read_order(c, scope, &edit.order_id)
+}
+
+fn cancel_order(c: &Connection, scope: &Scope, cancel: &CancelOrder) -> Result<Order> {
+    let head = read_head(c, scope, &cancel.order_id)?;
+    let transition = match status::cancellation(head.status) {
+        Cancellation::Cancel(transition) => transition,
+        Cancellation::AlreadyCancelled => return read_order(c, scope, &cancel.order_id),
+        Cancellation::TooLate(status) => return Err(Error::TooLateToCancel(status)),
+    };
+    for line in read_lines(c, &cancel.order_id)? {
+        change_reserved(c, &head.store_id, &line.product_id, -i64::from(line.quantity.get()), cancel.now)?;
+    }
+    c.prepare_cached("DELETE FROM backorders WHERE order_id = ?1")?.execute([cancel.order_id.as_str()])?;
+    let changed = c
+        .prepare_cached(
+            "UPDATE orders SET status = ?1, version = version + 1, updated_at = ?2 WHERE order_id = ?3 AND status = ?4",
+        )?
+        .execute(params![transition.to().as_str(), micros(cancel.now), cancel.order_id.as_str(), transition.from().as_str()])?;
+    if changed != 1 {
+        return Err(Error::Corrupt(format!("order {} changed status under the writer", cancel.order_id)));
+    }
+    append_event(c, &cancel.order_id, cancel.now, transition.to(), cancel.reason.as_deref())?;
+    read_order(c, scope, &cancel.order_id)
+}
+
+fn list_orders(c: &Connection, scope: &Scope, filter: &OrderFilter) -> Result<Page<Order>> {
+    let mut conditions: Vec<&str> = Vec::new();
+    let mut values: Vec<String> = Vec::new();
+    let mut add = |condition: &'static str, value: String| {
+        conditions.push(condition);
+        values.push(value);
+    };
+    match scope {
+        Scope::Everything => {}
+        Scope::Store(store_id) => add("store_id = ?", store_id.to_string()),
+        Scope::Customer(store_id, customer_id) => {
+            add("store_id = ?", store_id.to_string());
+            add("customer_id = ?", customer_id.to_string());
+        }
+    }
+    if let Some(store_id) = &filter.store_id {
+        add("store_id = ?", store_id.to_string());
+    }
+    if let Some(status) = filter.status {
+        add("status = ?", status.to_string());
+    }
+    if let Some(customer_id) = &filter.customer_id {
+        add("customer_id = ?", customer_id.to_string());
+    }
+    if let Some(external_id) = &filter.external_id {
+        add("external_id = ?", external_id.clone());
+    }
+    if let Some(before) = &filter.before {
+        add("order_id < ?", before.to_string());
+    }
+    let where_clause = if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+    let sql = format!("SELECT order_id FROM orders {where_clause} ORDER BY order_id DESC LIMIT {}", filter.limit + 1);
+    let mut statement = c.prepare_cached(&sql)?;
+    let ids = statement
+        .query_map(rusqlite::params_from_iter(values.iter()), |row| row.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let has_more = ids.len() > filter.limit as usize;
+    let items = ids
+        .iter()
+        .take(filter.limit as usize)
+        .map(|id| read_order(c, scope, &parse("order_id", id)?))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Page { items, has_more })
+}
