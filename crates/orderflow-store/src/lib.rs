@@ -9,6 +9,7 @@ mod common;
 mod error;
 mod model;
 pub mod postgres;
+pub mod scratch;
 pub mod sqlite;
 
 use async_trait::async_trait;

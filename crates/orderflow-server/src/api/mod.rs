@@ -1,0 +1,6 @@
+//! The HTTP API, one module per resource.
+
+pub mod orders;
+pub mod products;
+pub mod stores;
+pub mod system;

@@ -1,0 +1,218 @@
+//! `orderflow demo`: a fresh embedded database with a seeded catalogue, the server, and a
+//! stream of orders placed, edited and cancelled through the real HTTP API.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use orderflow_domain::StoreId;
+use orderflow_store::ProductInput;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::server::Running;
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where to serve; if the port is taken, a free one is used instead.
+    #[arg(long, env = "ORDERFLOW_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// The demo database file; it is recreated at every run.
+    #[arg(long, default_value = "orderflow-demo.db")]
+    database: PathBuf,
+    /// Orders to place.
+    #[arg(long, default_value_t = 2_000)]
+    orders: u64,
+    /// Clients placing orders at once.
+    #[arg(long, default_value_t = 16)]
+    concurrency: u64,
+    /// Stop after the stream of orders instead of serving until Ctrl-C.
+    #[arg(long)]
+    exit: bool,
+}
+
+const CATEGORIES: &[(&str, &[&str])] = &[
+    ("coffee", &["Espresso beans 1 kg", "Filter roast 500 g", "Decaf 250 g", "Cold brew pack"]),
+    ("tea", &["Sencha 100 g", "Earl Grey 100 g", "Rooibos 200 g"]),
+    ("equipment", &["Hand grinder", "Pour-over kettle", "Milk jug", "Scale"]),
+    ("mugs", &["Stoneware mug", "Glass cup", "Travel tumbler"]),
+];
+
+#[derive(Debug, Default)]
+struct Tally {
+    placed: AtomicU64,
+    backordered: AtomicU64,
+    refused: AtomicU64,
+    edited: AtomicU64,
+    cancelled: AtomicU64,
+    failed: AtomicU64,
+}
+
+fn catalogue() -> anyhow::Result<Vec<ProductInput>> {
+    let now = time::OffsetDateTime::now_utc();
+    let mut products = Vec::new();
+    for (c, (category, names)) in CATEGORIES.iter().enumerate() {
+        for (n, name) in names.iter().enumerate() {
+            for size in 0..10 {
+                let index = products.len();
+                products.push(ProductInput {
+                    product_id: format!("{}-{:02}-{size}", &category[..3].to_uppercase(), n).parse()?,
+                    name: format!("{name} #{size}"),
+                    category: Some((*category).to_owned()),
+                    price_minor: 500 + (c as i64 * 700) + (n as i64 * 150) + size,
+                    currency: "EUR".parse()?,
+                    // A few scarce products so that refusals and backorders show up.
+                    on_hand: if index % 13 == 0 { 5 } else { 400 },
+                    now,
+                });
+            }
+        }
+    }
+    Ok(products)
+}
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = args.database.clone().into_os_string();
+        path.push(suffix);
+        let _ = std::fs::remove_file(path);
+    }
+    let url = format!("sqlite://{}", args.database.display());
+    let store = orderflow_store::open(&url).await.context("creating the demo database")?;
+    let products = catalogue()?;
+    store.import_products(&StoreId::default_store(), products.clone()).await?;
+    println!("Seeded {} products into {}", products.len(), args.database.display());
+
+    let server = match Running::start(store.clone(), args.listen).await {
+        Ok(server) => server,
+        Err(_) => Running::start(store.clone(), SocketAddr::new(args.listen.ip(), 0)).await?,
+    };
+    let base = server.url();
+    println!("Serving the API at {base} (API reference: {base}/docs)");
+
+    let tally = Arc::new(Tally::default());
+    let started = Instant::now();
+    stream_orders(&args, &base, &server.admin_token, &products, &tally).await?;
+    let seconds = started.elapsed().as_secs_f64();
+
+    let audit = store.audit_reservations(&StoreId::default_store()).await?;
+    let balanced = audit.iter().all(|a| a.reserved == a.reserved_by_live_orders && a.reserved <= a.on_hand);
+    let count = |n: &AtomicU64| n.load(Ordering::Relaxed);
+    println!();
+    println!("Orders placed      {:>7}  ({:.0}/s)", count(&tally.placed), count(&tally.placed) as f64 / seconds);
+    println!("  backordered      {:>7}", count(&tally.backordered));
+    println!("  edited           {:>7}", count(&tally.edited));
+    println!("  cancelled        {:>7}", count(&tally.cancelled));
+    println!("Refused (409)      {:>7}  not enough stock", count(&tally.refused));
+    println!("Failed             {:>7}", count(&tally.failed));
+    println!("Stock books        {}", if balanced { "balanced: reserved = units of open orders" } else { "UNBALANCED" });
+    println!();
+    println!("API:        {base}/orders   (Authorization: Bearer {})", server.admin_token);
+    println!("Reference:  {base}/docs");
+    println!("Metrics:    {base}/metrics");
+    if !balanced || count(&tally.failed) > 0 {
+        server.stop().await?;
+        anyhow::bail!("the demo found a problem (see above)");
+    }
+    if args.exit {
+        return server.stop().await;
+    }
+    println!("\nServing until Ctrl-C.");
+    crate::server::shutdown_signal().await;
+    server.stop().await
+}
+
+async fn stream_orders(
+    args: &DemoArgs,
+    base: &str,
+    admin_token: &str,
+    products: &[ProductInput],
+    tally: &Arc<Tally>,
+) -> anyhow::Result<()> {
+    let bar = ProgressBar::new(args.orders).with_style(
+        ProgressStyle::with_template("{spinner} {bar:40} {pos}/{len} orders  {per_sec}  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let client = reqwest::Client::new();
+    let next = Arc::new(AtomicU64::new(0));
+    let ids: Arc<Vec<String>> = Arc::new(products.iter().map(|p| p.product_id.to_string()).collect());
+    let mut workers = Vec::new();
+    for _ in 0..args.concurrency {
+        let (client, next, ids, tally, bar) = (client.clone(), next.clone(), ids.clone(), tally.clone(), bar.clone());
+        let (base, auth, total) = (base.to_owned(), format!("Bearer {admin_token}"), args.orders);
+        workers.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= total {
+                    break;
+                }
+                one_customer(&client, &base, &auth, &ids, n, &tally).await;
+                bar.inc(1);
+            }
+        }));
+    }
+    for worker in workers {
+        worker.await?;
+    }
+    bar.finish_with_message("done");
+    Ok(())
+}
+
+/// One customer's visit: place an order, and now and then change or cancel it.
+async fn one_customer(client: &reqwest::Client, base: &str, auth: &str, ids: &[String], n: u64, tally: &Tally) {
+    let pick = |k: u64| ids[((n.wrapping_mul(2_654_435_761) + k * 97) % ids.len() as u64) as usize].clone();
+    let lines = 1 + n % 3;
+    let mut chosen: Vec<String> = (0..lines).map(pick).collect();
+    chosen.dedup();
+    let body = json!({
+        "products": chosen.iter().map(|p| json!({"product_id": p, "item_count": 1 + n % 2})).collect::<Vec<_>>(),
+        "customer": {"customer_id": format!("cust-{}", n % 300), "name": format!("Customer {}", n % 300), "email": format!("c{}@example.com", n % 300)},
+        "shipping_address": {"line1": "Av. Providencia 1234", "city": "Santiago", "region": "RM", "country": "CL"},
+        "allow_partial": n % 10 == 0,
+    });
+    let placed = client.post(format!("{base}/orders")).header("authorization", auth).json(&body).send().await;
+    let response = match placed {
+        Ok(response) => response,
+        Err(_) => {
+            tally.failed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+    };
+    match response.status() {
+        StatusCode::CREATED => {}
+        StatusCode::CONFLICT => {
+            tally.refused.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        _ => {
+            tally.failed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+    }
+    tally.placed.fetch_add(1, Ordering::Relaxed);
+    let Ok(receipt) = response.json::<Value>().await else { return };
+    if receipt["order_status"] == "backordered" {
+        tally.backordered.fetch_add(1, Ordering::Relaxed);
+    }
+    let Some(order_id) = receipt["order_id"].as_str() else { return };
+    let url = format!("{base}/orders/{order_id}");
+    if n % 17 == 0 {
+        let edit = json!({"products": [{"product_id": pick(5), "item_count": 1}]});
+        if let Ok(r) = client.patch(&url).header("authorization", auth).json(&edit).send().await
+            && r.status().is_success()
+        {
+            tally.edited.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    if n % 11 == 0
+        && let Ok(r) = client.delete(&url).header("authorization", auth).send().await
+        && r.status().is_success()
+    {
+        tally.cancelled.fetch_add(1, Ordering::Relaxed);
+    }
+}

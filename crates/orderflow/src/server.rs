@@ -1,0 +1,114 @@
+//! Starting the server for `serve`, `demo` and `bench`, and making keys from the command line.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use orderflow_domain::{CustomerId, StoreId};
+use orderflow_server::AppState;
+use orderflow_server::auth::{hash_token, new_token};
+use orderflow_store::{NewApiKey, Role, Store};
+use tokio::net::TcpListener;
+
+use crate::RoleArg;
+
+pub async fn serve(listen: SocketAddr, database_url: &str) -> anyhow::Result<()> {
+    let store = orderflow_store::open(database_url).await.context("opening the database")?;
+    let admin_token = std::env::var("ORDERFLOW_ADMIN_TOKEN").ok().filter(|t| !t.is_empty());
+    if admin_token.is_none() {
+        tracing::warn!("ORDERFLOW_ADMIN_TOKEN is not set: only keys made with `orderflow keys create` can call the API");
+    }
+    let listener = TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    let state = AppState::new(store, admin_token.as_deref());
+    orderflow_server::serve(listener, state, shutdown_signal()).await.context("serving")
+}
+
+/// A server running in this process on an ephemeral port, for `demo` and `bench`.
+#[derive(Debug)]
+pub struct Running {
+    pub address: SocketAddr,
+    pub admin_token: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    pub async fn start(store: Arc<dyn Store>, listen: SocketAddr) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+        let address = listener.local_addr()?;
+        let (_, admin_token) = new_token();
+        let state = AppState::new(store, Some(&admin_token));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(orderflow_server::serve(listener, state, async {
+            let _ = stopped.await;
+        }));
+        Ok(Self { address, admin_token, stop: Some(stop), task })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await??;
+        Ok(())
+    }
+}
+
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+pub async fn create_key(
+    store: &dyn Store,
+    role: RoleArg,
+    store_id: Option<StoreId>,
+    customer_id: Option<CustomerId>,
+) -> anyhow::Result<String> {
+    let role = match role {
+        RoleArg::Admin => Role::Admin,
+        RoleArg::Store => Role::Store,
+        RoleArg::Customer => Role::Customer,
+    };
+    let store_id = match role {
+        Role::Admin => None,
+        _ => Some(store_id.unwrap_or_else(StoreId::default_store)),
+    };
+    if role == Role::Customer && customer_id.is_none() {
+        anyhow::bail!("--customer-id is required for a customer key");
+    }
+    if let Some(store_id) = &store_id {
+        store.get_store(store_id).await.with_context(|| format!("store {store_id}"))?;
+    }
+    let (key_id, token) = new_token();
+    store
+        .create_api_key(NewApiKey {
+            key_id,
+            token_hash: hash_token(&token),
+            role,
+            store_id,
+            customer_id: if role == Role::Customer { customer_id } else { None },
+            now: time::OffsetDateTime::now_utc(),
+        })
+        .await?;
+    Ok(token)
+}
