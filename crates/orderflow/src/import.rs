@@ -1,4 +1,5 @@
-//! `orderflow import products <csv>`: bulk catalogue import with a progress bar.
+//! `orderflow import products <csv>`: bulk catalogue import with a progress bar. Every row is
+//! validated before anything is written, so a bad file changes nothing.
 
 use std::path::Path;
 
@@ -24,21 +25,13 @@ struct Row {
 }
 
 pub async fn products(store: &dyn Store, store_id: &StoreId, path: &Path) -> anyhow::Result<usize> {
-    let size = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?.len();
     let mut reader = csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
-    let bar = ProgressBar::new(size).with_style(
-        ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
     let now = time::OffsetDateTime::now_utc();
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut written = 0;
-    let headers = reader.byte_headers().context("reading the header line")?.clone();
-    let mut record = csv::ByteRecord::new();
-    // Line 1 is the header.
-    let mut line = 1;
-    while reader.read_byte_record(&mut record).with_context(|| format!("line {}", line + 1))? {
-        line += 1;
-        let row: Row = record.deserialize(Some(&headers)).with_context(|| format!("line {line}"))?;
+    let mut products = Vec::new();
+    for (index, row) in reader.deserialize::<Row>().enumerate() {
+        // Line 1 is the header.
+        let line = index + 2;
+        let row = row.with_context(|| format!("line {line}"))?;
         let body = PutProductBody {
             name: row.name,
             category: row.category,
@@ -46,17 +39,15 @@ pub async fn products(store: &dyn Store, store_id: &StoreId, path: &Path) -> any
             currency: row.currency,
             on_hand: row.on_hand,
         };
-        let input = product_input(&row.product_id, body, now).map_err(|e| anyhow::anyhow!("line {line}: {e}"))?;
-        batch.push(input);
-        if batch.len() == BATCH {
-            written += store.import_products(store_id, std::mem::take(&mut batch)).await?;
-            bar.set_position(reader.position().byte());
-            bar.set_message(format!("{written} products"));
-        }
+        products.push(product_input(&row.product_id, body, now).map_err(|e| anyhow::anyhow!("line {line}: {e}"))?);
     }
-    if !batch.is_empty() {
-        written += store.import_products(store_id, batch).await?;
+    let bar = ProgressBar::new(products.len() as u64).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} products {per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    for batch in products.chunks(BATCH) {
+        bar.inc(store.import_products(store_id, batch.to_vec()).await? as u64);
     }
-    bar.finish_with_message(format!("{written} products"));
-    Ok(written)
+    bar.finish();
+    Ok(products.len())
 }

@@ -1,12 +1,480 @@
-//! The PostgreSQL backend. Being written: see the helper's task.
+//! The PostgreSQL backend: tokio-postgres connections from a deadpool pool, one transaction per
+//! call. Writers lock rows with `SELECT … FOR UPDATE`, an order before its products and products
+//! in `product_id` order, so concurrent requests queue behind each other instead of deadlocking.
 
+/// SQL for the `timestamptz` whose Unix microseconds are in parameter `$param`. The driver is
+/// built without `time` support, so instants cross the wire as integers. Whole seconds and the
+/// remaining microseconds are added separately because an interval times a count is computed
+/// in `float8`, which is exact only up to 2^53 µs (about the year 2255).
+macro_rules! at_micros {
+    ($param:literal) => {
+        concat!(
+            "(TIMESTAMPTZ 'epoch' + (",
+            $param,
+            "::BIGINT / 1000000) * INTERVAL '1 second' + (",
+            $param,
+            "::BIGINT % 1000000) * INTERVAL '1 microsecond')"
+        )
+    };
+}
+
+/// SQL reading the `timestamptz` column `$column` as Unix microseconds, under the column's
+/// name. `EXTRACT` returns `numeric` since PostgreSQL 14, so no precision is lost.
+macro_rules! micros_of {
+    ($column:literal) => {
+        concat!("(EXTRACT(EPOCH FROM ", $column, ") * 1000000)::BIGINT AS ", $column)
+    };
+}
+
+/// The columns [`product`] reads.
+macro_rules! product_columns {
+    () => {
+        concat!(
+            "store_id, product_id, name, category, price_minor, currency, on_hand, reserved, ",
+            micros_of!("created_at"),
+            ", ",
+            micros_of!("updated_at")
+        )
+    };
+}
+
+mod orders;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Transaction};
+use orderflow_domain::{OrderId, ProductId, StockLevel, StoreId};
+use time::OffsetDateTime;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{NoTls, Row, Statement};
+
+use crate::common;
 use crate::error::{Error, Result};
+use crate::model::*;
 
-#[derive(Debug)]
-pub struct PostgresStore;
+mod embedded {
+    refinery::embed_migrations!("migrations/postgres");
+}
+
+/// Key of the session-level advisory lock held while migrating, so that nodes starting at the
+/// same time migrate one after the other (the ASCII of "orderflw").
+const MIGRATION_LOCK: i64 = 0x6f72_6465_7266_6c77;
+
+const POOL_SIZE: usize = 16;
+/// How long a request waits for a pooled connection before the database counts as unavailable.
+const POOL_WAIT: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl From<tokio_postgres::Error> for Error {
+    fn from(error: tokio_postgres::Error) -> Self {
+        Error::unavailable(error)
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for Error {
+    fn from(error: deadpool_postgres::PoolError) -> Self {
+        Error::unavailable(error)
+    }
+}
+
+fn is_unique_violation(error: &tokio_postgres::Error) -> bool {
+    error.code() == Some(&SqlState::UNIQUE_VIOLATION)
+}
+
+fn micros(at: OffsetDateTime) -> i64 {
+    (at.unix_timestamp_nanos() / 1_000) as i64
+}
+
+fn from_micros(value: i64) -> Result<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(value) * 1_000)
+        .map_err(|_| Error::Corrupt(format!("timestamp {value} out of range")))
+}
+
+fn parse<T: std::str::FromStr>(column: &str, text: &str) -> Result<T> {
+    text.parse().map_err(|_| Error::Corrupt(format!("{column} holds {text:?}")))
+}
+
+/// Prepares every query (or takes it from the connection's cache) before any of them runs:
+/// statements pipelined afterwards then reach the server in the order they are polled, which
+/// a statement still being prepared would upset.
+async fn prepare_all<const N: usize>(tx: &Transaction<'_>, queries: [&str; N]) -> Result<[Statement; N]> {
+    let mut statements = Vec::with_capacity(N);
+    for query in queries {
+        statements.push(tx.prepare_cached(query).await?);
+    }
+    Ok(statements.try_into().unwrap_or_else(|_| unreachable!("one statement per query")))
+}
+
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore").field("pool", &self.pool.status()).finish()
+    }
+}
 
 impl PostgresStore {
-    pub async fn connect(_url: &str) -> Result<Self> {
-        Err(Error::Config("PostgreSQL backend not written yet".into()))
+    /// Connects to the database at `url` (a `postgres://` URL), applies pending migrations and
+    /// opens a pool of connections.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let mut config: tokio_postgres::Config =
+            url.parse().map_err(|error| Error::Config(format!("invalid PostgreSQL URL: {error}")))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        migrate(&config).await?;
+        let manager =
+            Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT))
+            .build()
+            .map_err(|error| Error::Config(error.to_string()))?;
+        Ok(Self { pool })
     }
+}
+
+/// Applies pending migrations on a connection of its own, holding [`MIGRATION_LOCK`].
+async fn migrate(config: &tokio_postgres::Config) -> Result<()> {
+    let (mut client, connection) = config.connect(NoTls).await?;
+    // The connection future does the I/O and ends when `client` is dropped.
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::warn!(%error, "migration connection failed");
+        }
+    });
+    client.execute("SELECT pg_advisory_lock($1::BIGINT)", &[&MIGRATION_LOCK]).await?;
+    let migrated = embedded::migrations::runner().run_async(&mut client).await;
+    client.execute("SELECT pg_advisory_unlock($1::BIGINT)", &[&MIGRATION_LOCK]).await?;
+    migrated.map_err(|error| Error::Migration(Box::new(error)))?;
+    Ok(())
+}
+
+#[async_trait]
+impl crate::Store for PostgresStore {
+    async fn readiness(&self) -> Result<Readiness> {
+        let latest_migration = common::latest_version(embedded::migrations::runner().get_migrations());
+        let client = self.pool.get().await?;
+        let statement = client.prepare_cached("SELECT MAX(version)::BIGINT FROM refinery_schema_history").await?;
+        let applied_migration = client.query_one(&statement, &[]).await?.try_get(0)?;
+        Ok(Readiness { applied_migration, latest_migration })
+    }
+
+    async fn create_store(&self, store: NewStore) -> Result<StoreRecord> {
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(concat!(
+                "INSERT INTO stores (store_id, name, platform, created_at) VALUES ($1, $2, $3, ",
+                at_micros!("$4"),
+                ") RETURNING ",
+                micros_of!("created_at")
+            ))
+            .await?;
+        let row = client
+            .query_one(&statement, &[&store.store_id.as_str(), &store.name, &store.platform, &micros(store.now)])
+            .await
+            .map_err(|error| {
+                if is_unique_violation(&error) {
+                    Error::AlreadyExists(format!("store {}", store.store_id))
+                } else {
+                    error.into()
+                }
+            })?;
+        Ok(StoreRecord {
+            created_at: from_micros(row.try_get("created_at")?)?,
+            store_id: store.store_id,
+            name: store.name,
+            platform: store.platform,
+        })
+    }
+
+    async fn get_store(&self, store_id: &StoreId) -> Result<StoreRecord> {
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(concat!(
+                "SELECT name, platform, ",
+                micros_of!("created_at"),
+                " FROM stores WHERE store_id = $1"
+            ))
+            .await?;
+        let row = client.query_opt(&statement, &[&store_id.as_str()]).await?.ok_or(Error::NotFound)?;
+        Ok(StoreRecord {
+            store_id: store_id.clone(),
+            name: row.try_get("name")?,
+            platform: row.try_get("platform")?,
+            created_at: from_micros(row.try_get("created_at")?)?,
+        })
+    }
+
+    async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey> {
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(concat!(
+                "INSERT INTO api_keys (key_id, token_hash, role, store_id, customer_id, created_at)
+                 VALUES ($1, $2, $3, $4, $5, ",
+                at_micros!("$6"),
+                ")"
+            ))
+            .await?;
+        client
+            .execute(
+                &statement,
+                &[
+                    &key.key_id,
+                    &key.token_hash,
+                    &key.role.as_str(),
+                    &key.store_id.as_ref().map(StoreId::as_str),
+                    &key.customer_id.as_ref().map(|c| c.as_str()),
+                    &micros(key.now),
+                ],
+            )
+            .await?;
+        Ok(ApiKey {
+            key_id: key.key_id,
+            role: key.role,
+            store_id: key.store_id,
+            customer_id: key.customer_id,
+            created_at: key.now,
+        })
+    }
+
+    async fn find_api_key(&self, token_hash: &str) -> Result<Option<ApiKey>> {
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(concat!(
+                "SELECT key_id, role, store_id, customer_id, ",
+                micros_of!("created_at"),
+                " FROM api_keys WHERE token_hash = $1"
+            ))
+            .await?;
+        let Some(row) = client.query_opt(&statement, &[&token_hash]).await? else { return Ok(None) };
+        let role: &str = row.try_get("role")?;
+        Ok(Some(ApiKey {
+            key_id: row.try_get("key_id")?,
+            role: Role::parse(role).ok_or_else(|| Error::Corrupt(format!("role {role:?}")))?,
+            store_id: row.try_get::<_, Option<&str>>("store_id")?.map(|s| parse("store_id", s)).transpose()?,
+            customer_id: row.try_get::<_, Option<&str>>("customer_id")?.map(|s| parse("customer_id", s)).transpose()?,
+            created_at: from_micros(row.try_get("created_at")?)?,
+        }))
+    }
+
+    async fn put_product(&self, store_id: &StoreId, product: ProductInput) -> Result<Product> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let written = upsert_products(&tx, store_id, std::slice::from_ref(&product)).await?;
+        tx.commit().await?;
+        written.into_iter().next().ok_or_else(|| Error::Corrupt(format!("product {} was not written", product.product_id)))
+    }
+
+    async fn import_products(&self, store_id: &StoreId, products: Vec<ProductInput>) -> Result<usize> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        upsert_products(&tx, store_id, &products).await?;
+        tx.commit().await?;
+        Ok(products.len())
+    }
+
+    async fn get_product(&self, store_id: &StoreId, product_id: &ProductId) -> Result<Product> {
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(concat!(
+                "SELECT ",
+                product_columns!(),
+                " FROM products WHERE store_id = $1 AND product_id = $2"
+            ))
+            .await?;
+        let row = client
+            .query_opt(&statement, &[&store_id.as_str(), &product_id.as_str()])
+            .await?
+            .ok_or(Error::NotFound)?;
+        product(&row)
+    }
+
+    async fn list_products(&self, store_id: &StoreId, page: PageRequest<ProductId>) -> Result<Page<Product>> {
+        let client = self.pool.get().await?;
+        // SQLite compares text bytewise; "C" does the same whatever the database's collation.
+        let statement = client
+            .prepare_cached(concat!(
+                "SELECT ",
+                product_columns!(),
+                " FROM products WHERE store_id = $1 AND product_id COLLATE \"C\" > $2
+                 ORDER BY product_id COLLATE \"C\" LIMIT $3"
+            ))
+            .await?;
+        let after = page.after.as_ref().map(ProductId::as_str).unwrap_or("");
+        let rows = client.query(&statement, &[&store_id.as_str(), &after, &(i64::from(page.limit) + 1)]).await?;
+        let mut items = rows.iter().map(product).collect::<Result<Vec<_>>>()?;
+        let has_more = items.len() > page.limit as usize;
+        items.truncate(page.limit as usize);
+        Ok(Page { items, has_more })
+    }
+
+    async fn adjust_stock(&self, store_id: &StoreId, product_id: &ProductId, delta: i64) -> Result<Product> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let [lock, update] = prepare_all(
+            &tx,
+            [
+                "SELECT on_hand, reserved FROM products WHERE store_id = $1 AND product_id = $2 FOR UPDATE",
+                concat!(
+                    "UPDATE products SET on_hand = $3, updated_at = ",
+                    at_micros!("$4"),
+                    " WHERE store_id = $1 AND product_id = $2 RETURNING ",
+                    product_columns!()
+                ),
+            ],
+        )
+        .await?;
+        let keys: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&store_id.as_str(), &product_id.as_str()];
+        let row = tx.query_opt(&lock, &keys).await?.ok_or(Error::NotFound)?;
+        let level = StockLevel::new(row.try_get("on_hand")?, row.try_get("reserved")?)
+            .map_err(|error| Error::Corrupt(error.to_string()))?
+            .adjusted(delta)?;
+        let row = tx
+            .query_one(&update, &[keys[0], keys[1], &level.on_hand(), &micros(OffsetDateTime::now_utc())])
+            .await?;
+        let adjusted = product(&row)?;
+        tx.commit().await?;
+        Ok(adjusted)
+    }
+
+    async fn place_order(&self, order: PlaceOrder) -> Result<Placement> {
+        let mut client = self.pool.get().await?;
+        orders::place_order(&mut client, &order).await
+    }
+
+    async fn get_order(&self, scope: &Scope, order_id: &OrderId) -> Result<Order> {
+        let mut client = self.pool.get().await?;
+        orders::get_order(&mut client, scope, order_id).await
+    }
+
+    async fn edit_order(&self, scope: &Scope, edit: EditOrder) -> Result<Order> {
+        let mut client = self.pool.get().await?;
+        orders::edit_order(&mut client, scope, &edit).await
+    }
+
+    async fn cancel_order(&self, scope: &Scope, cancel: CancelOrder) -> Result<Order> {
+        let mut client = self.pool.get().await?;
+        orders::cancel_order(&mut client, scope, &cancel).await
+    }
+
+    async fn list_orders(&self, scope: &Scope, filter: OrderFilter) -> Result<Page<Order>> {
+        let mut client = self.pool.get().await?;
+        orders::list_orders(&mut client, scope, &filter).await
+    }
+
+    async fn audit_reservations(&self, store_id: &StoreId) -> Result<Vec<ReservationAudit>> {
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT p.product_id, p.on_hand, p.reserved,
+                        COALESCE((SELECT SUM(l.quantity) FROM order_lines l JOIN orders o ON o.order_id = l.order_id
+                                  WHERE o.store_id = p.store_id AND l.product_id = p.product_id
+                                    AND o.status = ANY($2)), 0)::BIGINT AS reserved_by_live_orders
+                 FROM products p WHERE p.store_id = $1 ORDER BY p.product_id COLLATE \"C\"",
+            )
+            .await?;
+        let rows = client.query(&statement, &[&store_id.as_str(), &common::live_statuses()]).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ReservationAudit {
+                    product_id: parse("product_id", row.try_get("product_id")?)?,
+                    on_hand: row.try_get("on_hand")?,
+                    reserved: row.try_get("reserved")?,
+                    reserved_by_live_orders: row.try_get("reserved_by_live_orders")?,
+                })
+            })
+            .collect()
+    }
+}
+
+fn product(row: &Row) -> Result<Product> {
+    Ok(Product {
+        store_id: parse("store_id", row.try_get("store_id")?)?,
+        product_id: parse("product_id", row.try_get("product_id")?)?,
+        name: row.try_get("name")?,
+        category: row.try_get("category")?,
+        price_minor: row.try_get("price_minor")?,
+        currency: parse("currency", row.try_get("currency")?)?,
+        on_hand: row.try_get("on_hand")?,
+        reserved: row.try_get("reserved")?,
+        created_at: from_micros(row.try_get("created_at")?)?,
+        updated_at: from_micros(row.try_get("updated_at")?)?,
+    })
+}
+
+/// Creates or updates `products` in one statement and returns the rows written, one per
+/// distinct product. Refuses, like writing them one by one would, the first product whose
+/// `on_hand` is negative or below what open orders reserve.
+async fn upsert_products(tx: &Transaction<'_>, store_id: &StoreId, products: &[ProductInput]) -> Result<Vec<Product>> {
+    let [lock, upsert] = prepare_all(
+        tx,
+        [
+            "SELECT product_id, reserved FROM products
+             WHERE store_id = $1 AND product_id = ANY($2) ORDER BY product_id FOR UPDATE",
+            // Sorted so that concurrent imports create new rows in the same order and cannot
+            // deadlock on each other's uncommitted inserts.
+            concat!(
+                "INSERT INTO products (store_id, product_id, name, category, price_minor, currency, on_hand,
+                                       reserved, created_at, updated_at)
+                 SELECT $1, p.product_id, p.name, p.category, p.price_minor, p.currency, p.on_hand, 0, ",
+                at_micros!("p.created"),
+                ", ",
+                at_micros!("p.updated"),
+                " FROM unnest($2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], $6::TEXT[], $7::BIGINT[],
+                              $8::BIGINT[], $9::BIGINT[])
+                     AS p (product_id, name, category, price_minor, currency, on_hand, created, updated)
+                 ORDER BY p.product_id
+                 ON CONFLICT (store_id, product_id) DO UPDATE SET
+                     name = excluded.name, category = excluded.category, price_minor = excluded.price_minor,
+                     currency = excluded.currency, on_hand = excluded.on_hand, updated_at = excluded.updated_at
+                 RETURNING ",
+                product_columns!()
+            ),
+        ],
+    )
+    .await?;
+    let ids: Vec<&str> = products.iter().map(|p| p.product_id.as_str()).collect();
+    let reserved: HashMap<String, i64> = tx
+        .query(&lock, &[&store_id.as_str(), &ids])
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get("product_id")?, row.try_get("reserved")?)))
+        .collect::<Result<_>>()?;
+    // Products are new (nothing reserved) or locked above, so these checks hold until commit.
+    for product in products {
+        StockLevel::new(product.on_hand, reserved.get(product.product_id.as_str()).copied().unwrap_or(0))?;
+    }
+
+    // A product listed twice ends up as its last entry says, created when its first was.
+    let mut merged: BTreeMap<&str, (&ProductInput, i64)> = BTreeMap::new();
+    for product in products {
+        merged
+            .entry(product.product_id.as_str())
+            .and_modify(|(latest, _)| *latest = product)
+            .or_insert((product, micros(product.now)));
+    }
+    let rows: Vec<_> = merged.into_values().collect();
+    let ids: Vec<&str> = rows.iter().map(|(p, _)| p.product_id.as_str()).collect();
+    let names: Vec<&str> = rows.iter().map(|(p, _)| p.name.as_str()).collect();
+    let categories: Vec<Option<&str>> = rows.iter().map(|(p, _)| p.category.as_deref()).collect();
+    let prices: Vec<i64> = rows.iter().map(|(p, _)| p.price_minor).collect();
+    let currencies: Vec<&str> = rows.iter().map(|(p, _)| p.currency.as_str()).collect();
+    let on_hands: Vec<i64> = rows.iter().map(|(p, _)| p.on_hand).collect();
+    let created: Vec<i64> = rows.iter().map(|(_, created)| *created).collect();
+    let updated: Vec<i64> = rows.iter().map(|(p, _)| micros(p.now)).collect();
+    tx.query(
+        &upsert,
+        &[&store_id.as_str(), &ids, &names, &categories, &prices, &currencies, &on_hands, &created, &updated],
+    )
+    .await?
+    .iter()
+    .map(product)
+    .collect()
 }

@@ -9,9 +9,9 @@ use orderflow_domain::{
     Currency, Customer, CustomerId, OrderId, OrderLine, OrderLines, OrderStatus, ProductId,
     Quantity, Refusal, StoreId,
 };
+use orderflow_store::scratch::ScratchDatabase;
 use orderflow_store::{
-    Error, NewStore, Order, OrderFilter, PlaceOrder, PricedLine, ProductInput, Result, Scope,
-    Store,
+    Error, NewStore, Order, OrderFilter, PlaceOrder, PricedLine, ProductInput, Result, Scope, Store,
 };
 use time::OffsetDateTime;
 
@@ -54,110 +54,76 @@ pub async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
     let directory = tempfile::tempdir().expect("a temporary directory for the database");
     let path = directory.path().join("orderflow.db");
     let path = path.to_str().expect("the temporary path is UTF-8");
-    let store = orderflow_store::open(&format!("sqlite://{path}")).await.expect("SQLite store opens");
+    let store = orderflow_store::open(&format!("sqlite://{path}"))
+        .await
+        .expect("SQLite store opens");
     (store, directory)
 }
 
 /// A store on a fresh PostgreSQL database, or `None` (after saying so) when
 /// `ORDERFLOW_TEST_POSTGRES` is not set.
 pub async fn postgres(test: &str) -> Option<(Arc<dyn Store>, Database)> {
-    let Ok(url) = std::env::var(POSTGRES_VARIABLE) else {
+    let Ok(admin_url) = std::env::var(POSTGRES_VARIABLE) else {
         eprintln!("{test}: skipped on PostgreSQL because {POSTGRES_VARIABLE} is not set");
         return None;
     };
-    let database = Database::create(&url).await;
-    let store = orderflow_store::open(&database.url)
+    let scratch = ScratchDatabase::create(&admin_url, "orderflow_test", rand::random())
         .await
-        .unwrap_or_else(|error| panic!("PostgreSQL store opens on {}: {error:?}", database.url));
+        .unwrap_or_else(|error| {
+            panic!("create a test database on {POSTGRES_VARIABLE}={admin_url}: {error:?}")
+        });
+    let url = scratch.url().to_owned();
+    let database = Database(Some(scratch));
+    let store = orderflow_store::open(&url)
+        .await
+        .unwrap_or_else(|error| panic!("PostgreSQL store opens on {url}: {error:?}"));
     Some((store, database))
 }
 
 /// A database created for one test and dropped (best effort) when the test ends, pass or fail.
 #[derive(Debug)]
-pub struct Database {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl Database {
-    async fn create(admin_url: &str) -> Self {
-        let name = format!("orderflow_test_{:032x}", rand::random::<u128>());
-        let client = admin_client(admin_url)
-            .await
-            .unwrap_or_else(|error| panic!("connect to {POSTGRES_VARIABLE}={admin_url}: {error}"));
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap_or_else(|error| panic!("create database {name}: {error}"));
-        let url = with_database(admin_url, &name);
-        Self { admin_url: admin_url.to_owned(), name, url }
-    }
-}
+pub struct Database(Option<ScratchDatabase>);
 
 impl Drop for Database {
     fn drop(&mut self) {
-        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
-        // The test's runtime may be shutting down or unwinding: drop from a runtime of our own.
-        let dropped = std::thread::spawn(move || -> std::result::Result<(), String> {
+        let Some(scratch) = self.0.take() else { return };
+        let url = scratch.url().to_owned();
+        // The test's runtime may be unwinding or shutting down: drop from a runtime of our own.
+        let dropped = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .map_err(|error| error.to_string())?;
-            runtime.block_on(async {
-                let client = admin_client(&admin_url).await.map_err(|error| error.to_string())?;
-                client
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await
-                    .map_err(|error| error.to_string())
-            })
+            runtime
+                .block_on(scratch.drop())
+                .map_err(|error| format!("{error:?}"))
         })
         .join();
         match dropped {
             Ok(Ok(())) => {}
-            Ok(Err(error)) => eprintln!("could not drop test database {}: {error}", self.name),
-            Err(_) => eprintln!("could not drop test database {}: the dropping thread panicked", self.name),
+            Ok(Err(error)) => eprintln!("could not drop test database {url}: {error}"),
+            Err(_) => {
+                eprintln!("could not drop test database {url}: the dropping thread panicked")
+            }
         }
     }
-}
-
-async fn admin_client(url: &str) -> std::result::Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            eprintln!("test database admin connection failed: {error}");
-        }
-    });
-    Ok(client)
-}
-
-/// `url` with its database (the path) replaced by `name`, keeping any `?query`.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let authority_starts = base.find("://").map_or(0, |at| at + 3);
-    let path_starts = base[authority_starts..].find('/').map_or(base.len(), |at| authority_starts + at);
-    let mut rebuilt = format!("{}/{name}", &base[..path_starts]);
-    if let Some(query) = query {
-        rebuilt.push('?');
-        rebuilt.push_str(query);
-    }
-    rebuilt
 }
 
 /// The current time at the microsecond precision both backends store, so that what comes back
 /// can be compared exactly with what went in.
 pub fn now() -> OffsetDateTime {
     let now = OffsetDateTime::now_utc();
-    now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000).expect("a whole microsecond is a valid nanosecond")
+    now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
+        .expect("a whole microsecond is a valid nanosecond")
 }
 
 /// A fresh order id, strictly greater than every one minted before in this process.
 pub fn order_id() -> OrderId {
     static NEXT_MILLIS: AtomicU64 = AtomicU64::new(1_767_225_600_000);
-    OrderId::mint(NEXT_MILLIS.fetch_add(1, Ordering::Relaxed), rand::random::<u128>())
+    OrderId::mint(
+        NEXT_MILLIS.fetch_add(1, Ordering::Relaxed),
+        rand::random::<u128>(),
+    )
 }
 
 pub fn pid(text: &str) -> ProductId {
@@ -185,19 +151,37 @@ pub fn quantity(count: u64) -> Quantity {
 }
 
 pub fn line(product: &str, count: u64) -> OrderLine {
-    OrderLine { product_id: pid(product), quantity: quantity(count) }
+    OrderLine {
+        product_id: pid(product),
+        quantity: quantity(count),
+    }
 }
 
 pub fn lines(pairs: &[(&str, u64)]) -> OrderLines {
-    OrderLines::new(pairs.iter().map(|&(product, count)| line(product, count)).collect()).expect("valid lines")
+    OrderLines::new(
+        pairs
+            .iter()
+            .map(|&(product, count)| line(product, count))
+            .collect(),
+    )
+    .expect("valid lines")
 }
 
 pub fn priced(product: &str, count: u64, unit_price_minor: i64) -> PricedLine {
-    PricedLine { product_id: pid(product), quantity: quantity(count), unit_price_minor, currency: eur() }
+    PricedLine {
+        product_id: pid(product),
+        quantity: quantity(count),
+        unit_price_minor,
+        currency: eur(),
+    }
 }
 
 pub fn customer(id: &str) -> Customer {
-    Customer { customer_id: Some(cid(id)), name: Some(format!("Customer {id}")), ..Customer::default() }
+    Customer {
+        customer_id: Some(cid(id)),
+        name: Some(format!("Customer {id}")),
+        ..Customer::default()
+    }
 }
 
 /// A product priced in EUR.
@@ -228,14 +212,22 @@ pub fn order(store_id: &StoreId, pairs: &[(&str, u64)]) -> PlaceOrder {
 }
 
 pub fn filter(limit: u32) -> OrderFilter {
-    OrderFilter { limit, ..OrderFilter::default() }
+    OrderFilter {
+        limit,
+        ..OrderFilter::default()
+    }
 }
 
 /// Creates a second tenant besides `default`.
 pub async fn create_store(store: &dyn Store, id: &str) -> StoreId {
     let store_id = sid(id);
     store
-        .create_store(NewStore { store_id: store_id.clone(), name: format!("Store {id}"), platform: None, now: now() })
+        .create_store(NewStore {
+            store_id: store_id.clone(),
+            name: format!("Store {id}"),
+            platform: None,
+            now: now(),
+        })
         .await
         .expect("store is created");
     store_id
@@ -243,14 +235,23 @@ pub async fn create_store(store: &dyn Store, id: &str) -> StoreId {
 
 /// Puts `(id, price_minor, on_hand)` products into `store_id`.
 pub async fn stock(store: &dyn Store, store_id: &StoreId, products: &[(&str, i64, i64)]) {
-    let inputs = products.iter().map(|&(id, price, on_hand)| product(id, price, on_hand)).collect();
-    let written = store.import_products(store_id, inputs).await.expect("products are imported");
+    let inputs = products
+        .iter()
+        .map(|&(id, price, on_hand)| product(id, price, on_hand))
+        .collect();
+    let written = store
+        .import_products(store_id, inputs)
+        .await
+        .expect("products are imported");
     assert_eq!(written, products.len());
 }
 
 /// `(on_hand, reserved)` of a product.
 pub async fn level(store: &dyn Store, store_id: &StoreId, id: &str) -> (i64, i64) {
-    let product = store.get_product(store_id, &pid(id)).await.expect("product exists");
+    let product = store
+        .get_product(store_id, &pid(id))
+        .await
+        .expect("product exists");
     (product.on_hand, product.reserved)
 }
 
@@ -259,12 +260,24 @@ pub async fn placed(store: &dyn Store, order: PlaceOrder) -> Order {
     let order_id = order.order_id.clone();
     let placement = store.place_order(order).await.expect("order is placed");
     assert_eq!(placement.receipt.order_id, order_id);
-    store.get_order(&Scope::Everything, &order_id).await.expect("placed order is readable")
+    store
+        .get_order(&Scope::Everything, &order_id)
+        .await
+        .expect("placed order is readable")
 }
 
 /// The ids of every order `scope` sees, newest first.
 pub async fn listed(store: &dyn Store, scope: &Scope, filter: OrderFilter) -> Vec<OrderId> {
-    let page = store.list_orders(scope, OrderFilter { limit: 1_000, ..filter }).await.expect("orders are listed");
+    let page = store
+        .list_orders(
+            scope,
+            OrderFilter {
+                limit: 1_000,
+                ..filter
+            },
+        )
+        .await
+        .expect("orders are listed");
     assert!(!page.has_more, "more than 1000 orders in a test");
     page.items.into_iter().map(|order| order.order_id).collect()
 }
