@@ -32,8 +32,8 @@ impl OrderId {
     /// Mints an id from the creation time and 80 bits of caller-supplied randomness (the upper
     /// 48 bits of `random` are ignored).
     pub fn mint(unix_millis: u64, random: u128) -> Self {
-        let value: u128 = (u128::from(unix_millis & 0xFFFF_FFFF_FFFF) << 80)
-            | (random & ((1u128 << 80) - 1));
+        let value: u128 =
+            (u128::from(unix_millis & 0xFFFF_FFFF_FFFF) << 80) | (random & ((1u128 << 80) - 1));
         let mut text = String::with_capacity(30);
         text.push_str(Self::PREFIX);
         for i in (0..26).rev() {
@@ -52,9 +52,14 @@ impl FromStr for OrderId {
     type Err = IdError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let body = text.strip_prefix(Self::PREFIX).ok_or(IdError::OrderIdFormat)?;
+        let body = text
+            .strip_prefix(Self::PREFIX)
+            .ok_or(IdError::OrderIdFormat)?;
         // 26 base-32 digits hold 130 bits; the first digit may only carry the top 3 of 128.
-        let first_ok = body.as_bytes().first().is_some_and(|b| (b'0'..=b'7').contains(b));
+        let first_ok = body
+            .as_bytes()
+            .first()
+            .is_some_and(|b| (b'0'..=b'7').contains(b));
         if body.len() != 26 || !first_ok || !body.bytes().all(|b| CROCKFORD.contains(&b)) {
             return Err(IdError::OrderIdFormat);
         }
@@ -181,11 +186,23 @@ mod tests {
 
     #[test]
     fn malformed_order_ids_are_refused() {
-        for text in ["", "ord_", "ord_123", "xyz_01ARZ3NDEKTSV4RRFFQ69G5FAV", "ord_01ARZ3NDEKTSV4RRFFQ69G5FAU"]
-        {
-            assert_eq!(text.parse::<OrderId>(), Err(IdError::OrderIdFormat), "{text}");
+        for text in [
+            "",
+            "ord_",
+            "ord_123",
+            "xyz_01ARZ3NDEKTSV4RRFFQ69G5FAV",
+            "ord_01ARZ3NDEKTSV4RRFFQ69G5FAU",
+        ] {
+            assert_eq!(
+                text.parse::<OrderId>(),
+                Err(IdError::OrderIdFormat),
+                "{text}"
+            );
         }
-        assert_eq!("ord_81ARZ3NDEKTSV4RRFFQ69G5FAV".parse::<OrderId>(), Err(IdError::OrderIdFormat));
+        assert_eq!(
+            "ord_81ARZ3NDEKTSV4RRFFQ69G5FAV".parse::<OrderId>(),
+            Err(IdError::OrderIdFormat)
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub use money::{Currency, Money, MoneyError};
 pub use order::{LineError, OrderLine, OrderLines, TimelineEntry};
 pub use party::{Address, Customer, PartyError};
 pub use status::{Cancellation, OrderStatus, Transition};
-pub use stock::{Refusal, 
-    EditPlan, Quantity, QuantityError, ReservationPlan, Shortfall, StockError, StockLevel,
+pub use stock::{
+    EditPlan, Quantity, QuantityError, Refusal, ReservationPlan, Shortfall, StockError, StockLevel,
     plan_edit, plan_reservation,
 };

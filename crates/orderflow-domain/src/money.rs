@@ -82,7 +82,10 @@ mod tests {
 
     #[test]
     fn currencies_are_three_upper_case_letters() {
-        assert_eq!("EUR".parse::<Currency>().map(|c| c.to_string()), Ok("EUR".to_owned()));
+        assert_eq!(
+            "EUR".parse::<Currency>().map(|c| c.to_string()),
+            Ok("EUR".to_owned())
+        );
         for bad in ["eur", "EU", "EURO", "E1R", ""] {
             assert_eq!(bad.parse::<Currency>(), Err(MoneyError::Currency), "{bad}");
         }

@@ -87,7 +87,10 @@ mod tests {
     #[test]
     fn a_product_may_appear_on_one_line_only() {
         let lines = vec![line("a", 1), line("b", 1), line("a", 2)];
-        assert_eq!(OrderLines::new(lines), Err(LineError::Duplicate("a".parse().expect("valid"))));
+        assert_eq!(
+            OrderLines::new(lines),
+            Err(LineError::Duplicate("a".parse().expect("valid")))
+        );
     }
 
     #[test]
@@ -97,7 +100,8 @@ mod tests {
         assert_eq!(parsed, line("sku-1", 2));
         let zero = serde_json::from_str::<OrderLine>(r#"{"product_id":"sku-1","item_count":0}"#);
         assert!(zero.is_err());
-        let negative = serde_json::from_str::<OrderLine>(r#"{"product_id":"sku-1","item_count":-3}"#);
+        let negative =
+            serde_json::from_str::<OrderLine>(r#"{"product_id":"sku-1","item_count":-3}"#);
         assert!(negative.is_err());
     }
 }

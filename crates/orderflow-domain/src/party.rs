@@ -101,15 +101,24 @@ mod tests {
 
     #[test]
     fn an_address_with_a_three_letter_country_is_refused() {
-        let address = Address { country: Some("CHL".into()), ..Address::default() };
+        let address = Address {
+            country: Some("CHL".into()),
+            ..Address::default()
+        };
         assert_eq!(address.validate(), Err(PartyError::Country));
     }
 
     #[test]
     fn a_customer_email_needs_an_at_sign() {
-        let customer = Customer { email: Some("ana.example.com".into()), ..Customer::default() };
+        let customer = Customer {
+            email: Some("ana.example.com".into()),
+            ..Customer::default()
+        };
         assert_eq!(customer.validate(), Err(PartyError::Email));
-        let customer = Customer { email: Some("ana@example.com".into()), ..Customer::default() };
+        let customer = Customer {
+            email: Some("ana@example.com".into()),
+            ..Customer::default()
+        };
         assert_eq!(customer.validate(), Ok(()));
     }
 }

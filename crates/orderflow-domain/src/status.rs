@@ -192,7 +192,10 @@ impl Transition {
         From: state::Becomes<To>,
         To: state::State,
     {
-        Self { from: From::STATUS, to: To::STATUS }
+        Self {
+            from: From::STATUS,
+            to: To::STATUS,
+        }
     }
 
     pub fn from(self) -> OrderStatus {
@@ -257,7 +260,10 @@ pub fn after_edit(status: OrderStatus, backordered: bool) -> Option<Transition> 
 pub fn editable(status: OrderStatus) -> bool {
     matches!(
         status,
-        OrderStatus::Pending | OrderStatus::Confirmed | OrderStatus::Backordered | OrderStatus::OnHold
+        OrderStatus::Pending
+            | OrderStatus::Confirmed
+            | OrderStatus::Backordered
+            | OrderStatus::OnHold
     )
 }
 
@@ -278,16 +284,33 @@ mod tests {
     #[test]
     fn the_happy_path_is_a_chain_of_legal_edges() {
         use OrderStatus::*;
-        let path = [Pending, Confirmed, Paid, Fulfilling, Shipped, InTransit, OutForDelivery, Delivered];
+        let path = [
+            Pending,
+            Confirmed,
+            Paid,
+            Fulfilling,
+            Shipped,
+            InTransit,
+            OutForDelivery,
+            Delivered,
+        ];
         for pair in path.windows(2) {
-            assert!(EDGES.contains(&(pair[0], pair[1])), "{} -> {}", pair[0], pair[1]);
+            assert!(
+                EDGES.contains(&(pair[0], pair[1])),
+                "{} -> {}",
+                pair[0],
+                pair[1]
+            );
         }
     }
 
     #[test]
     fn no_edge_leaves_a_terminal_status_or_returns_to_pending() {
         for &(from, to) in EDGES {
-            assert!(!matches!(from, OrderStatus::Cancelled | OrderStatus::Rejected | OrderStatus::Returned));
+            assert!(!matches!(
+                from,
+                OrderStatus::Cancelled | OrderStatus::Rejected | OrderStatus::Returned
+            ));
             assert_ne!(to, OrderStatus::Pending);
         }
     }
@@ -299,7 +322,10 @@ mod tests {
         for &(from, to) in EDGES {
             if from.holds_reservation() && !to.holds_reservation() {
                 assert!(
-                    matches!(to, OrderStatus::Shipped | OrderStatus::Cancelled | OrderStatus::Rejected),
+                    matches!(
+                        to,
+                        OrderStatus::Shipped | OrderStatus::Cancelled | OrderStatus::Rejected
+                    ),
                     "{from} -> {to}"
                 );
             }

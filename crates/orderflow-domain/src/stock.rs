@@ -96,7 +96,10 @@ impl StockLevel {
 
     /// Receives (`delta > 0`) or writes off (`delta < 0`) units.
     pub fn adjusted(self, delta: i64) -> Result<Self, StockError> {
-        let on_hand = self.on_hand.checked_add(delta).ok_or(StockError::Overflow)?;
+        let on_hand = self
+            .on_hand
+            .checked_add(delta)
+            .ok_or(StockError::Overflow)?;
         Self::new(on_hand, self.reserved)
     }
 
@@ -113,7 +116,11 @@ impl StockLevel {
 
     /// Turns `units` of reservation into units that left the warehouse.
     pub fn ship(self, units: i64) -> Option<Self> {
-        Self::new(self.on_hand.checked_sub(units)?, self.reserved.checked_sub(units)?).ok()
+        Self::new(
+            self.on_hand.checked_sub(units)?,
+            self.reserved.checked_sub(units)?,
+        )
+        .ok()
     }
 }
 
@@ -171,9 +178,16 @@ pub fn plan_reservation(
             reserve.push(line.clone());
             continue;
         }
-        short.push(Shortfall { product_id: line.product_id.clone(), requested: line.quantity.get(), available });
+        short.push(Shortfall {
+            product_id: line.product_id.clone(),
+            requested: line.quantity.get(),
+            available,
+        });
         if let Ok(quantity) = Quantity::try_from(available.max(0) as u64) {
-            reserve.push(OrderLine { product_id: line.product_id.clone(), quantity });
+            reserve.push(OrderLine {
+                product_id: line.product_id.clone(),
+                quantity,
+            });
         }
     }
     if !unknown.is_empty() {
@@ -182,7 +196,10 @@ pub fn plan_reservation(
     if !short.is_empty() && !allow_partial {
         return Err(Refusal::Short(short));
     }
-    Ok(ReservationPlan { reserve, backorder: short })
+    Ok(ReservationPlan {
+        reserve,
+        backorder: short,
+    })
 }
 
 /// What replacing an order's lines changes in stock.
@@ -234,7 +251,10 @@ pub fn plan_edit(
     if !short.is_empty() {
         return Err(Refusal::Short(short));
     }
-    let mut deltas: Vec<_> = deltas.into_iter().filter(|(_, delta)| *delta != 0).collect();
+    let mut deltas: Vec<_> = deltas
+        .into_iter()
+        .filter(|(_, delta)| *delta != 0)
+        .collect();
     deltas.sort();
     Ok(EditPlan { deltas })
 }
@@ -252,7 +272,10 @@ mod tests {
     fn lines(pairs: &[(&str, u64)]) -> OrderLines {
         let lines = pairs
             .iter()
-            .map(|&(p, q)| OrderLine { product_id: pid(p), quantity: Quantity::try_from(q).expect("valid") })
+            .map(|&(p, q)| OrderLine {
+                product_id: pid(p),
+                quantity: Quantity::try_from(q).expect("valid"),
+            })
             .collect();
         OrderLines::new(lines).expect("valid lines")
     }
@@ -260,7 +283,9 @@ mod tests {
     fn levels(pairs: &[(&str, i64, i64)]) -> impl Fn(&ProductId) -> Option<StockLevel> {
         let map: HashMap<ProductId, StockLevel> = pairs
             .iter()
-            .map(|&(p, on_hand, reserved)| (pid(p), StockLevel::new(on_hand, reserved).expect("valid")))
+            .map(|&(p, on_hand, reserved)| {
+                (pid(p), StockLevel::new(on_hand, reserved).expect("valid"))
+            })
             .collect();
         move |id| map.get(id).copied()
     }
@@ -277,11 +302,20 @@ mod tests {
         assert_eq!(StockLevel::new(-1, 0), Err(StockError::NegativeOnHand));
         assert!(StockLevel::new(5, 6).is_err());
         let level = StockLevel::new(5, 3).expect("valid");
-        assert_eq!(level.adjusted(-3), Err(StockError::BelowReserved { on_hand: 2, reserved: 3 }));
+        assert_eq!(
+            level.adjusted(-3),
+            Err(StockError::BelowReserved {
+                on_hand: 2,
+                reserved: 3
+            })
+        );
         assert_eq!(level.reserve(3), None);
         assert_eq!(level.reserve(2).map(StockLevel::available), Some(0));
         assert_eq!(level.release(4), None);
-        assert_eq!(level.ship(3).map(|l| (l.on_hand(), l.reserved())), Some((2, 0)));
+        assert_eq!(
+            level.ship(3).map(|l| (l.on_hand(), l.reserved())),
+            Some((2, 0))
+        );
     }
 
     #[test]
@@ -291,12 +325,23 @@ mod tests {
         assert_eq!(
             refusal,
             Err(Refusal::Short(vec![
-                Shortfall { product_id: pid("a"), requested: 3, available: 2 },
-                Shortfall { product_id: pid("c"), requested: 1, available: 0 },
+                Shortfall {
+                    product_id: pid("a"),
+                    requested: 3,
+                    available: 2
+                },
+                Shortfall {
+                    product_id: pid("c"),
+                    requested: 1,
+                    available: 0
+                },
             ]))
         );
         let plan = plan_reservation(&lines(&[("b", 5)]), &stock, false).expect("fits");
-        assert_eq!(plan.reserve, lines(&[("b", 5)]).iter().cloned().collect::<Vec<_>>());
+        assert_eq!(
+            plan.reserve,
+            lines(&[("b", 5)]).iter().cloned().collect::<Vec<_>>()
+        );
         assert!(plan.backorder.is_empty());
     }
 
@@ -304,8 +349,17 @@ mod tests {
     fn a_partial_order_reserves_what_is_there_and_backorders_the_rest() {
         let stock = levels(&[("a", 10, 8), ("c", 1, 1)]);
         let plan = plan_reservation(&lines(&[("a", 3), ("c", 1)]), &stock, true).expect("partial");
-        assert_eq!(plan.reserve, lines(&[("a", 2)]).iter().cloned().collect::<Vec<_>>());
-        assert_eq!(plan.backorder.iter().map(Shortfall::missing).collect::<Vec<_>>(), vec![1, 1]);
+        assert_eq!(
+            plan.reserve,
+            lines(&[("a", 2)]).iter().cloned().collect::<Vec<_>>()
+        );
+        assert_eq!(
+            plan.backorder
+                .iter()
+                .map(Shortfall::missing)
+                .collect::<Vec<_>>(),
+            vec![1, 1]
+        );
     }
 
     #[test]
@@ -319,12 +373,20 @@ mod tests {
     fn an_edit_counts_the_orders_own_reservation_as_available() {
         let current = lines(&[("a", 4), ("b", 1)]);
         let stock = levels(&[("a", 5, 4), ("b", 1, 1), ("c", 3, 0)]);
-        let plan = plan_edit(current.as_slice(), &lines(&[("a", 5), ("c", 2)]), &stock).expect("fits");
-        assert_eq!(plan.deltas, vec![(pid("a"), 1), (pid("b"), -1), (pid("c"), 2)]);
+        let plan =
+            plan_edit(current.as_slice(), &lines(&[("a", 5), ("c", 2)]), &stock).expect("fits");
+        assert_eq!(
+            plan.deltas,
+            vec![(pid("a"), 1), (pid("b"), -1), (pid("c"), 2)]
+        );
         let refusal = plan_edit(current.as_slice(), &lines(&[("a", 6)]), &stock);
         assert_eq!(
             refusal,
-            Err(Refusal::Short(vec![Shortfall { product_id: pid("a"), requested: 6, available: 5 }]))
+            Err(Refusal::Short(vec![Shortfall {
+                product_id: pid("a"),
+                requested: 6,
+                available: 5
+            }]))
         );
     }
 

@@ -29,7 +29,9 @@ impl Caller {
         match (key.role, &key.store_id, &key.customer_id) {
             (Role::Admin, _, _) => Some(Self::Admin),
             (Role::Store, Some(store), _) => Some(Self::Store(store.clone())),
-            (Role::Customer, Some(store), Some(customer)) => Some(Self::Customer(store.clone(), customer.clone())),
+            (Role::Customer, Some(store), Some(customer)) => {
+                Some(Self::Customer(store.clone(), customer.clone()))
+            }
             _ => None,
         }
     }
@@ -64,7 +66,9 @@ impl Caller {
     /// Admins and store tokens manage catalogues and stock; customers only read them.
     pub fn require_merchant(&self) -> Result<(), ApiError> {
         match self {
-            Self::Customer(..) => Err(ApiError::Forbidden("customer tokens cannot change products or stock")),
+            Self::Customer(..) => Err(ApiError::Forbidden(
+                "customer tokens cannot change products or stock",
+            )),
             _ => Ok(()),
         }
     }
@@ -76,10 +80,12 @@ pub fn hash_token(token: &str) -> String {
 
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut text, byte| {
-        let _ = write!(text, "{byte:02x}");
-        text
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut text, byte| {
+            let _ = write!(text, "{byte:02x}");
+            text
+        })
 }
 
 /// A new token (`of_` and 256 random bits in hex) and its key id.
@@ -118,18 +124,25 @@ impl KeyCache {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let header = parts
             .headers
             .get(header::AUTHORIZATION)
-            .ok_or(ApiError::Unauthorized("missing Authorization: Bearer <token> header"))?;
+            .ok_or(ApiError::Unauthorized(
+                "missing Authorization: Bearer <token> header",
+            ))?;
         let token = header
             .to_str()
             .ok()
             .and_then(|value| value.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|token| !token.is_empty())
-            .ok_or(ApiError::Unauthorized("Authorization header must be 'Bearer <token>'"))?;
+            .ok_or(ApiError::Unauthorized(
+                "Authorization header must be 'Bearer <token>'",
+            ))?;
         let hash = hash_token(token);
         if state.admin_token_hash.as_deref() == Some(hash.as_str()) {
             return Ok(Caller::Admin);
@@ -142,7 +155,8 @@ impl FromRequestParts<AppState> for Caller {
             .find_api_key(&hash)
             .await?
             .ok_or(ApiError::Unauthorized("unknown or revoked token"))?;
-        let caller = Caller::from_key(&key).ok_or(ApiError::Unauthorized("token has no valid role binding"))?;
+        let caller = Caller::from_key(&key)
+            .ok_or(ApiError::Unauthorized("token has no valid role binding"))?;
         state.keys.put(hash, caller.clone());
         Ok(caller)
     }

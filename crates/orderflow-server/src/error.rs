@@ -46,13 +46,18 @@ pub enum ApiError {
 }
 
 fn join(ids: &[ProductId]) -> String {
-    ids.iter().map(ProductId::as_str).collect::<Vec<_>>().join(", ")
+    ids.iter()
+        .map(ProductId::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidBody(_) | Self::InvalidQuery(_) | Self::UnknownProducts(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidBody(_) | Self::InvalidQuery(_) | Self::UnknownProducts(_) => {
+                StatusCode::BAD_REQUEST
+            }
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -90,21 +95,81 @@ impl ApiError {
 
 /// The catalogue of problem types, for the docs pages at `/problems/{slug}`.
 pub const PROBLEMS: &[(&str, &str, &str)] = &[
-    ("invalid-body", "Invalid request body", "The body is not well-formed JSON, has a field of the wrong type or an unknown field, or a value out of range. `detail` names the field. Nothing was changed."),
-    ("invalid-query", "Invalid query string", "A query parameter is malformed or out of range (for example `limit` above 200 or an unknown `status`)."),
-    ("unsupported-media-type", "Unsupported media type", "Send JSON bodies with `Content-Type: application/json`."),
-    ("payload-too-large", "Payload too large", "The body exceeds the server's limit (1 MiB by default). Nothing was read or changed."),
-    ("unauthorized", "Unauthorized", "Send `Authorization: Bearer <token>` with a token made by `POST /api-keys` or the bootstrap `ORDERFLOW_ADMIN_TOKEN`."),
-    ("forbidden", "Forbidden", "The token's role may not perform this action (for example a customer token editing products)."),
-    ("not-found", "Not found", "No such resource is visible to this token. Another tenant's orders and products are reported as not found, never as forbidden."),
-    ("method-not-allowed", "Method not allowed", "The route exists but not with this HTTP method."),
-    ("insufficient-stock", "Insufficient stock", "At least one line asks for more units than are available. `shortfalls` lists every short product with the requested and available counts. Nothing was reserved; retry with fewer units or with `allow_partial: true` to backorder the rest."),
-    ("unknown-product", "Unknown product", "A line names a product the store does not have. `products` lists them."),
-    ("conflict", "Conflict", "The request conflicts with the resource's state, for example editing or cancelling an order that has shipped, creating a store that exists, or lowering stock below what open orders reserve."),
-    ("precondition-failed", "Precondition failed", "`If-Match` named a version of the order that is no longer current. Read the order again (its `ETag`) and retry."),
-    ("idempotency-key-reused", "Idempotency key reused", "The `Idempotency-Key` was already used with a different request body. Use a new key for a new request."),
-    ("unavailable", "Service unavailable", "The database could not be reached or did not answer in time. The request may be retried."),
-    ("internal", "Internal error", "Something failed inside the server. The cause was logged with the request id."),
+    (
+        "invalid-body",
+        "Invalid request body",
+        "The body is not well-formed JSON, has a field of the wrong type or an unknown field, or a value out of range. `detail` names the field. Nothing was changed.",
+    ),
+    (
+        "invalid-query",
+        "Invalid query string",
+        "A query parameter is malformed or out of range (for example `limit` above 200 or an unknown `status`).",
+    ),
+    (
+        "unsupported-media-type",
+        "Unsupported media type",
+        "Send JSON bodies with `Content-Type: application/json`.",
+    ),
+    (
+        "payload-too-large",
+        "Payload too large",
+        "The body exceeds the server's limit (1 MiB by default). Nothing was read or changed.",
+    ),
+    (
+        "unauthorized",
+        "Unauthorized",
+        "Send `Authorization: Bearer <token>` with a token made by `POST /api-keys` or the bootstrap `ORDERFLOW_ADMIN_TOKEN`.",
+    ),
+    (
+        "forbidden",
+        "Forbidden",
+        "The token's role may not perform this action (for example a customer token editing products).",
+    ),
+    (
+        "not-found",
+        "Not found",
+        "No such resource is visible to this token. Another tenant's orders and products are reported as not found, never as forbidden.",
+    ),
+    (
+        "method-not-allowed",
+        "Method not allowed",
+        "The route exists but not with this HTTP method.",
+    ),
+    (
+        "insufficient-stock",
+        "Insufficient stock",
+        "At least one line asks for more units than are available. `shortfalls` lists every short product with the requested and available counts. Nothing was reserved; retry with fewer units or with `allow_partial: true` to backorder the rest.",
+    ),
+    (
+        "unknown-product",
+        "Unknown product",
+        "A line names a product the store does not have. `products` lists them.",
+    ),
+    (
+        "conflict",
+        "Conflict",
+        "The request conflicts with the resource's state, for example editing or cancelling an order that has shipped, creating a store that exists, or lowering stock below what open orders reserve.",
+    ),
+    (
+        "precondition-failed",
+        "Precondition failed",
+        "`If-Match` named a version of the order that is no longer current. Read the order again (its `ETag`) and retry.",
+    ),
+    (
+        "idempotency-key-reused",
+        "Idempotency key reused",
+        "The `Idempotency-Key` was already used with a different request body. Use a new key for a new request.",
+    ),
+    (
+        "unavailable",
+        "Service unavailable",
+        "The database could not be reached or did not answer in time. The request may be retried.",
+    ),
+    (
+        "internal",
+        "Internal error",
+        "Something failed inside the server. The cause was logged with the request id.",
+    ),
 ];
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -136,7 +201,11 @@ pub struct ShortfallBody {
 
 impl From<&Shortfall> for ShortfallBody {
     fn from(s: &Shortfall) -> Self {
-        Self { product_id: s.product_id.to_string(), requested: s.requested, available: s.available.max(0) }
+        Self {
+            product_id: s.product_id.to_string(),
+            requested: s.requested,
+            available: s.available.max(0),
+        }
     }
 }
 
@@ -144,7 +213,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let slug = self.slug();
-        let title = PROBLEMS.iter().find(|p| p.0 == slug).map_or("Error", |p| p.1);
+        let title = PROBLEMS
+            .iter()
+            .find(|p| p.0 == slug)
+            .map_or("Error", |p| p.1);
         let detail = self.to_string();
         let body = Problem {
             kind: format!("/problems/{slug}"),
@@ -167,11 +239,14 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, Json(body)).into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }
@@ -188,12 +263,16 @@ impl From<orderflow_store::Error> for ApiError {
             E::Stock(StockError::Overflow) => Self::InvalidBody("stock level out of range".into()),
             E::Stock(stock) => Self::Conflict(stock.to_string()),
             E::VersionMismatch { current } => Self::PreconditionFailed { current },
-            E::NotEditable(status) => Self::Conflict(format!("an order that is {status} can no longer be changed")),
-            E::TooLateToCancel(status) => {
-                Self::Conflict(format!("an order that is {status} can no longer be cancelled"))
-            }
+            E::NotEditable(status) => Self::Conflict(format!(
+                "an order that is {status} can no longer be changed"
+            )),
+            E::TooLateToCancel(status) => Self::Conflict(format!(
+                "an order that is {status} can no longer be cancelled"
+            )),
             E::IdempotencyKeyReused => Self::IdempotencyKeyReused,
-            E::MixedCurrencies => Self::InvalidBody("all lines of an order must be priced in one currency".into()),
+            E::MixedCurrencies => {
+                Self::InvalidBody("all lines of an order must be priced in one currency".into())
+            }
             E::Unavailable(source) => {
                 tracing::error!(error = %source, "database unavailable");
                 Self::Unavailable

@@ -36,13 +36,17 @@ where
                 return Err(ApiError::UnsupportedMediaType);
             }
         }
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge { limit: crate::BODY_LIMIT }
-            } else {
-                ApiError::InvalidBody(rejection.body_text())
-            }
-        })?;
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge {
+                        limit: crate::BODY_LIMIT,
+                    }
+                } else {
+                    ApiError::InvalidBody(rejection.body_text())
+                }
+            })?;
         parse_json(&bytes).map(ApiJson)
     }
 }

@@ -20,7 +20,9 @@ use axum::http::{HeaderName, Request};
 use axum::routing::{get, post, put};
 use orderflow_store::Store;
 use tokio::net::TcpListener;
-use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -104,13 +106,19 @@ struct SequentialRequestId {
 impl MakeRequestId for SequentialRequestId {
     fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        format!("{:08x}-{n:x}", self.prefix).parse().ok().map(RequestId::new)
+        format!("{:08x}-{n:x}", self.prefix)
+            .parse()
+            .ok()
+            .map(RequestId::new)
     }
 }
 
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
-    let make_id = SequentialRequestId { prefix: rand::random(), next: Arc::new(AtomicU64::new(1)) };
+    let make_id = SequentialRequestId {
+        prefix: rand::random(),
+        next: Arc::new(AtomicU64::new(1)),
+    };
     let trace = TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
         let id = request
             .headers()
@@ -121,10 +129,21 @@ pub fn router(state: AppState) -> Router {
     });
     Router::new()
         .route("/orders", post(api::orders::place).get(api::orders::list))
-        .route("/orders/{order_id}", get(api::orders::get).patch(api::orders::edit).delete(api::orders::cancel))
+        .route(
+            "/orders/{order_id}",
+            get(api::orders::get)
+                .patch(api::orders::edit)
+                .delete(api::orders::cancel),
+        )
         .route("/products", get(api::products::list))
-        .route("/products/{product_id}", put(api::products::put).get(api::products::get))
-        .route("/products/{product_id}/stock", post(api::products::adjust_stock))
+        .route(
+            "/products/{product_id}",
+            put(api::products::put).get(api::products::get),
+        )
+        .route(
+            "/products/{product_id}/stock",
+            post(api::products::adjust_stock),
+        )
         .route("/stores", post(api::stores::create))
         .route("/stores/{store_id}", get(api::stores::get))
         .route("/api-keys", post(api::stores::create_key))
@@ -135,7 +154,10 @@ pub fn router(state: AppState) -> Router {
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(trace)
@@ -151,5 +173,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let address: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(listen = ?address, "serving");
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -50,19 +50,33 @@ impl Default for Metrics {
         let latency: LatencyFamily = Family::new_with_constructor(latency_histogram);
         let orders_placed = Counter::default();
         let reservations_refused = Counter::default();
-        registry.register("http_requests", "HTTP requests by route, method and status", requests.clone());
+        registry.register(
+            "http_requests",
+            "HTTP requests by route, method and status",
+            requests.clone(),
+        );
         registry.register(
             "http_request_duration_seconds",
             "HTTP request latency by route and method",
             latency.clone(),
         );
-        registry.register("orders_placed", "Orders placed (idempotent replays not counted)", orders_placed.clone());
+        registry.register(
+            "orders_placed",
+            "Orders placed (idempotent replays not counted)",
+            orders_placed.clone(),
+        );
         registry.register(
             "reservations_refused",
             "Orders refused for insufficient stock",
             reservations_refused.clone(),
         );
-        Self { registry, requests, latency, orders_placed, reservations_refused }
+        Self {
+            registry,
+            requests,
+            latency,
+            orders_placed,
+            reservations_refused,
+        }
     }
 }
 
@@ -89,8 +103,18 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     let metrics = &state.metrics;
     metrics
         .latency
-        .get_or_create(&RouteLabels { method: method.clone(), route: route.clone() })
+        .get_or_create(&RouteLabels {
+            method: method.clone(),
+            route: route.clone(),
+        })
         .observe(started.elapsed().as_secs_f64());
-    metrics.requests.get_or_create(&RequestLabels { method, route, status: response.status().as_u16() }).inc();
+    metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            method,
+            route,
+            status: response.status().as_u16(),
+        })
+        .inc();
     response
 }

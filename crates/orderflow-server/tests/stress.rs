@@ -17,7 +17,9 @@ const ROUNDS: u64 = 25;
 const PRODUCTS: u64 = 6;
 
 async fn clients_racing_for_scarce_stock_never_oversell(backend: Backend) {
-    let Some(app) = TestApp::spawn_on(backend).await else { return };
+    let Some(app) = TestApp::spawn_on(backend).await else {
+        return;
+    };
     let app = Arc::new(app);
     for p in 0..PRODUCTS {
         app.put_product(&format!("p{p}"), 15).await;
@@ -69,14 +71,33 @@ async fn clients_racing_for_scarce_stock_never_oversell(backend: Backend) {
         statuses.extend(client.await.expect("client task"));
     }
 
-    assert!(statuses.iter().all(|s| !s.is_server_error()), "a request failed with 5xx: {statuses:?}");
-    assert!(statuses.contains(&StatusCode::CREATED), "no order was placed at all");
-    assert!(statuses.contains(&StatusCode::CONFLICT), "stock was never scarce: the test proves nothing");
-    let audit = app.store.audit_reservations(&StoreId::default_store()).await.expect("audit");
+    assert!(
+        statuses.iter().all(|s| !s.is_server_error()),
+        "a request failed with 5xx: {statuses:?}"
+    );
+    assert!(
+        statuses.contains(&StatusCode::CREATED),
+        "no order was placed at all"
+    );
+    assert!(
+        statuses.contains(&StatusCode::CONFLICT),
+        "stock was never scarce: the test proves nothing"
+    );
+    let audit = app
+        .store
+        .audit_reservations(&StoreId::default_store())
+        .await
+        .expect("audit");
     assert_eq!(audit.len() as u64, PRODUCTS);
     for product in &audit {
-        assert_eq!(product.reserved, product.reserved_by_live_orders, "{product:?}");
-        assert!(0 <= product.reserved && product.reserved <= product.on_hand, "{product:?}");
+        assert_eq!(
+            product.reserved, product.reserved_by_live_orders,
+            "{product:?}"
+        );
+        assert!(
+            0 <= product.reserved && product.reserved <= product.on_hand,
+            "{product:?}"
+        );
     }
     if let Ok(app) = Arc::try_unwrap(app) {
         app.shutdown().await;

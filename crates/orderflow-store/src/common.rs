@@ -9,7 +9,11 @@ use crate::error::{Error, Result};
 use crate::model::{Idempotency, Placement, PricedLine, Receipt};
 
 pub(crate) fn latest_version(migrations: &[refinery::Migration]) -> i64 {
-    migrations.iter().map(|m| i64::from(m.version())).max().unwrap_or(0)
+    migrations
+        .iter()
+        .map(|m| i64::from(m.version()))
+        .max()
+        .unwrap_or(0)
 }
 
 /// `'pending', 'confirmed', …`: the statuses whose lines hold a reservation, for SQL `IN`.
@@ -23,7 +27,11 @@ pub(crate) fn live_statuses_sql() -> String {
 }
 
 pub(crate) fn live_statuses() -> Vec<String> {
-    OrderStatus::ALL.into_iter().filter(|s| s.holds_reservation()).map(|s| s.as_str().to_owned()).collect()
+    OrderStatus::ALL
+        .into_iter()
+        .filter(|s| s.holds_reservation())
+        .map(|s| s.as_str().to_owned())
+        .collect()
 }
 
 /// The answer to a request whose idempotency key was seen before.
@@ -31,24 +39,38 @@ pub(crate) fn replay(stored_hash: &str, receipt: &str, request: &Idempotency) ->
     if stored_hash != request.request_hash {
         return Err(Error::IdempotencyKeyReused);
     }
-    let receipt: Receipt = serde_json::from_str(receipt).map_err(|e| Error::Corrupt(e.to_string()))?;
-    Ok(Placement { receipt, replayed: true })
+    let receipt: Receipt =
+        serde_json::from_str(receipt).map_err(|e| Error::Corrupt(e.to_string()))?;
+    Ok(Placement {
+        receipt,
+        replayed: true,
+    })
 }
 
 /// Attaches each product's current price; `price_of` must know every line's product.
-pub(crate) fn price(lines: &[OrderLine], price_of: impl Fn(&ProductId) -> Option<(i64, Currency)>) -> Vec<PricedLine> {
+pub(crate) fn price(
+    lines: &[OrderLine],
+    price_of: impl Fn(&ProductId) -> Option<(i64, Currency)>,
+) -> Vec<PricedLine> {
     lines
         .iter()
         .filter_map(|line| {
             let (unit_price_minor, currency) = price_of(&line.product_id)?;
-            Some(PricedLine { product_id: line.product_id.clone(), quantity: line.quantity, unit_price_minor, currency })
+            Some(PricedLine {
+                product_id: line.product_id.clone(),
+                quantity: line.quantity,
+                unit_price_minor,
+                currency,
+            })
         })
         .collect()
 }
 
 /// The order's currency and total; an order with no reserved line has neither.
 pub(crate) fn total(lines: &[PricedLine]) -> Result<(Option<Currency>, i64)> {
-    let Some(first) = lines.first() else { return Ok((None, 0)) };
+    let Some(first) = lines.first() else {
+        return Ok((None, 0));
+    };
     let mut total: i64 = 0;
     for line in lines {
         if line.currency != first.currency {
@@ -58,13 +80,19 @@ pub(crate) fn total(lines: &[PricedLine]) -> Result<(Option<Currency>, i64)> {
             .unit_price_minor
             .checked_mul(i64::from(line.quantity.get()))
             .ok_or_else(|| Error::Corrupt("order total overflows".into()))?;
-        total = total.checked_add(amount).ok_or_else(|| Error::Corrupt("order total overflows".into()))?;
+        total = total
+            .checked_add(amount)
+            .ok_or_else(|| Error::Corrupt("order total overflows".into()))?;
     }
     Ok((Some(first.currency), total))
 }
 
 pub(crate) fn placement_note(plan: &ReservationPlan) -> Option<&'static str> {
-    if plan.backorder.is_empty() { Some("all units reserved") } else { Some("waiting for stock") }
+    if plan.backorder.is_empty() {
+        Some("all units reserved")
+    } else {
+        Some("waiting for stock")
+    }
 }
 
 pub(crate) fn quantity(value: i64) -> Result<Quantity> {
@@ -75,9 +103,13 @@ pub(crate) fn quantity(value: i64) -> Result<Quantity> {
 }
 
 pub(crate) fn to_json<T: Serialize>(value: &Option<T>) -> Result<Option<String>> {
-    value.as_ref().map(|v| serde_json::to_string(v).map_err(|e| Error::Corrupt(e.to_string()))).transpose()
+    value
+        .as_ref()
+        .map(|v| serde_json::to_string(v).map_err(|e| Error::Corrupt(e.to_string())))
+        .transpose()
 }
 
 pub(crate) fn from_json<T: DeserializeOwned>(text: Option<&str>) -> Result<Option<T>> {
-    text.map(|t| serde_json::from_str(t).map_err(|e| Error::Corrupt(e.to_string()))).transpose()
+    text.map(|t| serde_json::from_str(t).map_err(|e| Error::Corrupt(e.to_string())))
+        .transpose()
 }

@@ -24,8 +24,9 @@ pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         Ok(std::sync::Arc::new(sqlite::SqliteStore::open(path).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let _ = postgres::PostgresStore::connect(url).await?;
-        Err(Error::Config("todo".into()))
+        Ok(std::sync::Arc::new(
+            postgres::PostgresStore::connect(url).await?,
+        ))
     } else {
         Err(Error::Config(format!(
             "database URL must start with sqlite:// or postgres://, got {:?}",
@@ -50,10 +51,23 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// with [`Error::Stock`].
     async fn put_product(&self, store_id: &StoreId, product: ProductInput) -> Result<Product>;
     /// Creates or updates many products in one transaction; returns how many were written.
-    async fn import_products(&self, store_id: &StoreId, products: Vec<ProductInput>) -> Result<usize>;
+    async fn import_products(
+        &self,
+        store_id: &StoreId,
+        products: Vec<ProductInput>,
+    ) -> Result<usize>;
     async fn get_product(&self, store_id: &StoreId, product_id: &ProductId) -> Result<Product>;
-    async fn list_products(&self, store_id: &StoreId, page: PageRequest<ProductId>) -> Result<Page<Product>>;
-    async fn adjust_stock(&self, store_id: &StoreId, product_id: &ProductId, delta: i64) -> Result<Product>;
+    async fn list_products(
+        &self,
+        store_id: &StoreId,
+        page: PageRequest<ProductId>,
+    ) -> Result<Page<Product>>;
+    async fn adjust_stock(
+        &self,
+        store_id: &StoreId,
+        product_id: &ProductId,
+        delta: i64,
+    ) -> Result<Product>;
 
     /// Places an order: replays or refuses a reused idempotency key, reserves every line (or
     /// the available part of each with `allow_partial`), inserts the order with its timeline

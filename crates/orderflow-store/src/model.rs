@@ -2,8 +2,8 @@
 //! domain types inside them were built.
 
 use orderflow_domain::{
-    Address, Currency, Customer, CustomerId, OrderId, OrderLines, OrderStatus, ProductId,
-    Quantity, Shortfall, StoreId, TimelineEntry,
+    Address, Currency, Customer, CustomerId, OrderId, OrderLines, OrderStatus, ProductId, Quantity,
+    Shortfall, StoreId, TimelineEntry,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -54,7 +54,9 @@ impl Role {
     }
 
     pub(crate) fn parse(text: &str) -> Option<Self> {
-        [Self::Admin, Self::Store, Self::Customer].into_iter().find(|r| r.as_str() == text)
+        [Self::Admin, Self::Store, Self::Customer]
+            .into_iter()
+            .find(|r| r.as_str() == text)
     }
 }
 
@@ -176,7 +178,10 @@ pub struct PricedLine {
 
 impl PricedLine {
     pub fn as_order_line(&self) -> orderflow_domain::OrderLine {
-        orderflow_domain::OrderLine { product_id: self.product_id.clone(), quantity: self.quantity }
+        orderflow_domain::OrderLine {
+            product_id: self.product_id.clone(),
+            quantity: self.quantity,
+        }
     }
 }
 

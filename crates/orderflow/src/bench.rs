@@ -49,7 +49,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             let db = ScratchDatabase::create(admin_url, "orderflow_bench", rand::random()).await?;
             (db.url().to_owned(), Some(db), "postgres")
         }
-        None => (format!("sqlite://{}", scratch_dir.join("bench.db").display()), None, "sqlite"),
+        None => (
+            format!("sqlite://{}", scratch_dir.join("bench.db").display()),
+            None,
+            "sqlite",
+        ),
     };
     let outcome = measure(&args, &url, backend).await;
     if let Some(db) = scratch_db {
@@ -82,7 +86,9 @@ async fn seed(store: &dyn Store, skus: usize) -> anyhow::Result<()> {
         })
         .collect::<anyhow::Result<_>>()?;
     for chunk in products.chunks(2_000) {
-        store.import_products(&StoreId::default_store(), chunk.to_vec()).await?;
+        store
+            .import_products(&StoreId::default_store(), chunk.to_vec())
+            .await?;
     }
     Ok(())
 }
@@ -92,14 +98,18 @@ fn sku(i: usize) -> String {
 }
 
 async fn measure(args: &BenchArgs, url: &str, backend: &str) -> anyhow::Result<String> {
-    let store = orderflow_store::open(url).await.context("opening the benchmark database")?;
+    let store = orderflow_store::open(url)
+        .await
+        .context("opening the benchmark database")?;
     let skus = match args.scenario {
         Scenario::Orders => args.skus.max(2),
         Scenario::OrdersHot => 1,
     };
     seed(store.as_ref(), skus).await?;
     let server = Running::start(store.clone(), SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-    let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()?;
     let duration = Duration::from_secs(args.seconds);
 
     let base = Arc::new(server.url());
@@ -114,7 +124,8 @@ async fn measure(args: &BenchArgs, url: &str, backend: &str) -> anyhow::Result<S
         .await
     };
 
-    let replenisher = matches!(args.scenario, Scenario::OrdersHot).then(|| tokio::spawn(replenish(store.clone())));
+    let replenisher = matches!(args.scenario, Scenario::OrdersHot)
+        .then(|| tokio::spawn(replenish(store.clone())));
     let token = Arc::new(format!("Bearer {}", server.admin_token));
     let scenario = args.scenario;
     let mut orders = {
@@ -166,9 +177,13 @@ fn round(value: f64) -> f64 {
 /// A cheap pseudo-random spread of SKUs per worker and iteration (no shared RNG state).
 fn order_body(scenario: Scenario, skus: usize, worker: usize, n: u64) -> String {
     match scenario {
-        Scenario::OrdersHot => format!(r#"{{"products":[{{"product_id":"{}","item_count":1}}]}}"#, sku(0)),
+        Scenario::OrdersHot => format!(
+            r#"{{"products":[{{"product_id":"{}","item_count":1}}]}}"#,
+            sku(0)
+        ),
         Scenario::Orders => {
-            let mix = (worker as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ n.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            let mix = (worker as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                ^ n.wrapping_mul(0xBF58_476D_1CE4_E5B9);
             let first = (mix % skus as u64) as usize;
             let second = (first + 1 + ((mix >> 32) % (skus as u64 - 1)) as usize) % skus;
             format!(
@@ -182,14 +197,18 @@ fn order_body(scenario: Scenario, skus: usize, worker: usize, n: u64) -> String 
 
 /// Keeps the hot product from running out, as a warehouse receiving stock would.
 async fn replenish(store: Arc<dyn Store>) {
-    let Ok(product_id) = sku(0).parse::<ProductId>() else { return };
+    let Ok(product_id) = sku(0).parse::<ProductId>() else {
+        return;
+    };
     let store_id = StoreId::default_store();
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
         if let Ok(product) = store.get_product(&store_id, &product_id).await
             && product.available() < STOCK_PER_SKU / 2
         {
-            let _ = store.adjust_stock(&store_id, &product_id, STOCK_PER_SKU).await;
+            let _ = store
+                .adjust_stock(&store_id, &product_id, STOCK_PER_SKU)
+                .await;
         }
     }
 }
@@ -205,7 +224,10 @@ mod tests {
                 let body = order_body(Scenario::Orders, 10, worker, n);
                 let parsed: serde_json::Value = serde_json::from_str(&body).expect("valid JSON");
                 let products = parsed["products"].as_array().expect("array");
-                assert_ne!(products[0]["product_id"], products[1]["product_id"], "{body}");
+                assert_ne!(
+                    products[0]["product_id"], products[1]["product_id"],
+                    "{body}"
+                );
             }
         }
     }

@@ -37,9 +37,20 @@ pub struct DemoArgs {
 }
 
 const CATEGORIES: &[(&str, &[&str])] = &[
-    ("coffee", &["Espresso beans 1 kg", "Filter roast 500 g", "Decaf 250 g", "Cold brew pack"]),
+    (
+        "coffee",
+        &[
+            "Espresso beans 1 kg",
+            "Filter roast 500 g",
+            "Decaf 250 g",
+            "Cold brew pack",
+        ],
+    ),
     ("tea", &["Sencha 100 g", "Earl Grey 100 g", "Rooibos 200 g"]),
-    ("equipment", &["Hand grinder", "Pour-over kettle", "Milk jug", "Scale"]),
+    (
+        "equipment",
+        &["Hand grinder", "Pour-over kettle", "Milk jug", "Scale"],
+    ),
     ("mugs", &["Stoneware mug", "Glass cup", "Travel tumbler"]),
 ];
 
@@ -61,7 +72,8 @@ fn catalogue() -> anyhow::Result<Vec<ProductInput>> {
             for size in 0..10 {
                 let index = products.len();
                 products.push(ProductInput {
-                    product_id: format!("{}-{:02}-{size}", &category[..3].to_uppercase(), n).parse()?,
+                    product_id: format!("{}-{:02}-{size}", &category[..3].to_uppercase(), n)
+                        .parse()?,
                     name: format!("{name} #{size}"),
                     category: Some((*category).to_owned()),
                     price_minor: 500 + (c as i64 * 700) + (n as i64 * 150) + size,
@@ -83,10 +95,18 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(path);
     }
     let url = format!("sqlite://{}", args.database.display());
-    let store = orderflow_store::open(&url).await.context("creating the demo database")?;
+    let store = orderflow_store::open(&url)
+        .await
+        .context("creating the demo database")?;
     let products = catalogue()?;
-    store.import_products(&StoreId::default_store(), products.clone()).await?;
-    println!("Seeded {} products into {}", products.len(), args.database.display());
+    store
+        .import_products(&StoreId::default_store(), products.clone())
+        .await?;
+    println!(
+        "Seeded {} products into {}",
+        products.len(),
+        args.database.display()
+    );
 
     let server = match Running::start(store.clone(), args.listen).await {
         Ok(server) => server,
@@ -101,18 +121,37 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let seconds = started.elapsed().as_secs_f64();
 
     let audit = store.audit_reservations(&StoreId::default_store()).await?;
-    let balanced = audit.iter().all(|a| a.reserved == a.reserved_by_live_orders && a.reserved <= a.on_hand);
+    let balanced = audit
+        .iter()
+        .all(|a| a.reserved == a.reserved_by_live_orders && a.reserved <= a.on_hand);
     let count = |n: &AtomicU64| n.load(Ordering::Relaxed);
     println!();
-    println!("Orders placed      {:>7}  ({:.0}/s)", count(&tally.placed), count(&tally.placed) as f64 / seconds);
+    println!(
+        "Orders placed      {:>7}  ({:.0}/s)",
+        count(&tally.placed),
+        count(&tally.placed) as f64 / seconds
+    );
     println!("  backordered      {:>7}", count(&tally.backordered));
     println!("  edited           {:>7}", count(&tally.edited));
     println!("  cancelled        {:>7}", count(&tally.cancelled));
-    println!("Refused (409)      {:>7}  not enough stock", count(&tally.refused));
+    println!(
+        "Refused (409)      {:>7}  not enough stock",
+        count(&tally.refused)
+    );
     println!("Failed             {:>7}", count(&tally.failed));
-    println!("Stock books        {}", if balanced { "balanced: reserved = units of open orders" } else { "UNBALANCED" });
+    println!(
+        "Stock books        {}",
+        if balanced {
+            "balanced: reserved = units of open orders"
+        } else {
+            "UNBALANCED"
+        }
+    );
     println!();
-    println!("API:        {base}/orders   (Authorization: Bearer {})", server.admin_token);
+    println!(
+        "API:        {base}/orders   (Authorization: Bearer {})",
+        server.admin_token
+    );
     println!("Reference:  {base}/docs");
     println!("Metrics:    {base}/metrics");
     if !balanced || count(&tally.failed) > 0 {
@@ -140,11 +179,22 @@ async fn stream_orders(
     );
     let client = reqwest::Client::new();
     let next = Arc::new(AtomicU64::new(0));
-    let ids: Arc<Vec<String>> = Arc::new(products.iter().map(|p| p.product_id.to_string()).collect());
+    let ids: Arc<Vec<String>> =
+        Arc::new(products.iter().map(|p| p.product_id.to_string()).collect());
     let mut workers = Vec::new();
     for _ in 0..args.concurrency {
-        let (client, next, ids, tally, bar) = (client.clone(), next.clone(), ids.clone(), tally.clone(), bar.clone());
-        let (base, auth, total) = (base.to_owned(), format!("Bearer {admin_token}"), args.orders);
+        let (client, next, ids, tally, bar) = (
+            client.clone(),
+            next.clone(),
+            ids.clone(),
+            tally.clone(),
+            bar.clone(),
+        );
+        let (base, auth, total) = (
+            base.to_owned(),
+            format!("Bearer {admin_token}"),
+            args.orders,
+        );
         workers.push(tokio::spawn(async move {
             loop {
                 let n = next.fetch_add(1, Ordering::Relaxed);
@@ -164,8 +214,17 @@ async fn stream_orders(
 }
 
 /// One customer's visit: place an order, and now and then change or cancel it.
-async fn one_customer(client: &reqwest::Client, base: &str, auth: &str, ids: &[String], n: u64, tally: &Tally) {
-    let pick = |k: u64| ids[((n.wrapping_mul(2_654_435_761) + k * 97) % ids.len() as u64) as usize].clone();
+async fn one_customer(
+    client: &reqwest::Client,
+    base: &str,
+    auth: &str,
+    ids: &[String],
+    n: u64,
+    tally: &Tally,
+) {
+    let pick = |k: u64| {
+        ids[((n.wrapping_mul(2_654_435_761) + k * 97) % ids.len() as u64) as usize].clone()
+    };
     let lines = 1 + n % 3;
     let mut chosen: Vec<String> = (0..lines).map(pick).collect();
     chosen.dedup();
@@ -175,7 +234,12 @@ async fn one_customer(client: &reqwest::Client, base: &str, auth: &str, ids: &[S
         "shipping_address": {"line1": "Av. Providencia 1234", "city": "Santiago", "region": "RM", "country": "CL"},
         "allow_partial": n % 10 == 0,
     });
-    let placed = client.post(format!("{base}/orders")).header("authorization", auth).json(&body).send().await;
+    let placed = client
+        .post(format!("{base}/orders"))
+        .header("authorization", auth)
+        .json(&body)
+        .send()
+        .await;
     let response = match placed {
         Ok(response) => response,
         Err(_) => {
@@ -195,22 +259,35 @@ async fn one_customer(client: &reqwest::Client, base: &str, auth: &str, ids: &[S
         }
     }
     tally.placed.fetch_add(1, Ordering::Relaxed);
-    let Ok(receipt) = response.json::<Value>().await else { return };
+    let Ok(receipt) = response.json::<Value>().await else {
+        return;
+    };
     if receipt["order_status"] == "backordered" {
         tally.backordered.fetch_add(1, Ordering::Relaxed);
     }
-    let Some(order_id) = receipt["order_id"].as_str() else { return };
+    let Some(order_id) = receipt["order_id"].as_str() else {
+        return;
+    };
     let url = format!("{base}/orders/{order_id}");
     if n % 17 == 0 {
         let edit = json!({"products": [{"product_id": pick(5), "item_count": 1}]});
-        if let Ok(r) = client.patch(&url).header("authorization", auth).json(&edit).send().await
+        if let Ok(r) = client
+            .patch(&url)
+            .header("authorization", auth)
+            .json(&edit)
+            .send()
+            .await
             && r.status().is_success()
         {
             tally.edited.fetch_add(1, Ordering::Relaxed);
         }
     }
     if n % 11 == 0
-        && let Ok(r) = client.delete(&url).header("authorization", auth).send().await
+        && let Ok(r) = client
+            .delete(&url)
+            .header("authorization", auth)
+            .send()
+            .await
         && r.status().is_success()
     {
         tally.cancelled.fetch_add(1, Ordering::Relaxed);

@@ -25,7 +25,8 @@ struct Row {
 }
 
 pub async fn products(store: &dyn Store, store_id: &StoreId, path: &Path) -> anyhow::Result<usize> {
-    let mut reader = csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut reader =
+        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
     let now = time::OffsetDateTime::now_utc();
     let mut products = Vec::new();
     for (index, row) in reader.deserialize::<Row>().enumerate() {
@@ -39,7 +40,10 @@ pub async fn products(store: &dyn Store, store_id: &StoreId, path: &Path) -> any
             currency: row.currency,
             on_hand: row.on_hand,
         };
-        products.push(product_input(&row.product_id, body, now).map_err(|e| anyhow::anyhow!("line {line}: {e}"))?);
+        products.push(
+            product_input(&row.product_id, body, now)
+                .map_err(|e| anyhow::anyhow!("line {line}: {e}"))?,
+        );
     }
     let bar = ProgressBar::new(products.len() as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} products {per_sec}")

@@ -24,7 +24,11 @@ struct Cli {
 #[derive(Debug, Args, Clone)]
 struct DatabaseArgs {
     /// `sqlite://path` (embedded, the default) or `postgres://user@host/db`.
-    #[arg(long, env = "ORDERFLOW_DATABASE_URL", default_value = "sqlite://orderflow.db")]
+    #[arg(
+        long,
+        env = "ORDERFLOW_DATABASE_URL",
+        default_value = "sqlite://orderflow.db"
+    )]
     database_url: String,
 }
 
@@ -95,13 +99,20 @@ enum ImportCommand {
 
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("ORDERFLOW_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    let filter =
+        EnvFilter::try_from_env("ORDERFLOW_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
     runtime.block_on(run(cli))
 }
 
@@ -113,7 +124,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate { database } => {
             init_tracing();
-            let store = orderflow_store::open(&database.database_url).await.context("opening the database")?;
+            let store = orderflow_store::open(&database.database_url)
+                .await
+                .context("opening the database")?;
             let readiness = store.readiness().await?;
             println!(
                 "schema at version {} of {}",
@@ -122,14 +135,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Keys { command: KeysCommand::Create { role, store_id, customer_id, database } } => {
-            let store = orderflow_store::open(&database.database_url).await.context("opening the database")?;
+        Command::Keys {
+            command:
+                KeysCommand::Create {
+                    role,
+                    store_id,
+                    customer_id,
+                    database,
+                },
+        } => {
+            let store = orderflow_store::open(&database.database_url)
+                .await
+                .context("opening the database")?;
             let token = server::create_key(store.as_ref(), role, store_id, customer_id).await?;
             println!("{token}");
             Ok(())
         }
-        Command::Import { command: ImportCommand::Products { csv, store_id, database } } => {
-            let store = orderflow_store::open(&database.database_url).await.context("opening the database")?;
+        Command::Import {
+            command:
+                ImportCommand::Products {
+                    csv,
+                    store_id,
+                    database,
+                },
+        } => {
+            let store = orderflow_store::open(&database.database_url)
+                .await
+                .context("opening the database")?;
             let count = import::products(store.as_ref(), &store_id, &csv).await?;
             println!("imported {count} products into store {store_id}");
             Ok(())
@@ -148,6 +180,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 /// For commands that draw progress bars: only warnings and errors reach the terminal.
 fn init_tracing_quiet() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("ORDERFLOW_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    let filter =
+        EnvFilter::try_from_env("ORDERFLOW_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
 }

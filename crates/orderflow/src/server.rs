@@ -13,14 +13,24 @@ use tokio::net::TcpListener;
 use crate::RoleArg;
 
 pub async fn serve(listen: SocketAddr, database_url: &str) -> anyhow::Result<()> {
-    let store = orderflow_store::open(database_url).await.context("opening the database")?;
-    let admin_token = std::env::var("ORDERFLOW_ADMIN_TOKEN").ok().filter(|t| !t.is_empty());
+    let store = orderflow_store::open(database_url)
+        .await
+        .context("opening the database")?;
+    let admin_token = std::env::var("ORDERFLOW_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
     if admin_token.is_none() {
-        tracing::warn!("ORDERFLOW_ADMIN_TOKEN is not set: only keys made with `orderflow keys create` can call the API");
+        tracing::warn!(
+            "ORDERFLOW_ADMIN_TOKEN is not set: only keys made with `orderflow keys create` can call the API"
+        );
     }
-    let listener = TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
     let state = AppState::new(store, admin_token.as_deref());
-    orderflow_server::serve(listener, state, shutdown_signal()).await.context("serving")
+    orderflow_server::serve(listener, state, shutdown_signal())
+        .await
+        .context("serving")
 }
 
 /// A server running in this process on an ephemeral port, for `demo` and `bench`.
@@ -34,7 +44,9 @@ pub struct Running {
 
 impl Running {
     pub async fn start(store: Arc<dyn Store>, listen: SocketAddr) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("binding {listen}"))?;
         let address = listener.local_addr()?;
         let (_, admin_token) = new_token();
         let state = AppState::new(store, Some(&admin_token));
@@ -42,7 +54,12 @@ impl Running {
         let task = tokio::spawn(orderflow_server::serve(listener, state, async {
             let _ = stopped.await;
         }));
-        Ok(Self { address, admin_token, stop: Some(stop), task })
+        Ok(Self {
+            address,
+            admin_token,
+            stop: Some(stop),
+            task,
+        })
     }
 
     pub fn url(&self) -> String {
@@ -97,7 +114,10 @@ pub async fn create_key(
         anyhow::bail!("--customer-id is required for a customer key");
     }
     if let Some(store_id) = &store_id {
-        store.get_store(store_id).await.with_context(|| format!("store {store_id}"))?;
+        store
+            .get_store(store_id)
+            .await
+            .with_context(|| format!("store {store_id}"))?;
     }
     let (key_id, token) = new_token();
     store
@@ -106,7 +126,11 @@ pub async fn create_key(
             token_hash: hash_token(&token),
             role,
             store_id,
-            customer_id: if role == Role::Customer { customer_id } else { None },
+            customer_id: if role == Role::Customer {
+                customer_id
+            } else {
+                None
+            },
             now: time::OffsetDateTime::now_utc(),
         })
         .await?;

@@ -12,14 +12,29 @@ fn orderflow() -> Command {
 fn the_demo_runs_a_stream_of_orders_and_finds_the_books_balanced() {
     let dir = tempfile::tempdir().expect("temp dir");
     let output = orderflow()
-        .args(["demo", "--orders", "300", "--exit", "--listen", "127.0.0.1:0", "--database"])
+        .args([
+            "demo",
+            "--orders",
+            "300",
+            "--exit",
+            "--listen",
+            "127.0.0.1:0",
+            "--database",
+        ])
         .arg(dir.path().join("demo.db"))
         .output()
         .expect("run the demo");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(stdout.contains("Seeded 140 products"), "{stdout}");
-    assert!(stdout.contains("balanced: reserved = units of open orders"), "{stdout}");
+    assert!(
+        stdout.contains("balanced: reserved = units of open orders"),
+        "{stdout}"
+    );
     assert!(stdout.contains("/docs"), "{stdout}");
 }
 
@@ -31,14 +46,44 @@ fn products_import_from_csv_and_keys_are_made_from_the_command_line() {
     std::fs::write(&csv, "product_id,name,category,price,currency,on_hand\nmug,Mug,kitchen,1250,EUR,10\ntea,Tea,,450,EUR,3\n")
         .expect("write csv");
 
-    let import = orderflow().args(["import", "products"]).arg(&csv).args(["--database-url", &database]).output().expect("import");
-    let key = orderflow().args(["keys", "create", "--role", "store", "--database-url", &database]).output().expect("keys");
-    let migrate = orderflow().args(["migrate", "--database-url", &database]).output().expect("migrate");
+    let import = orderflow()
+        .args(["import", "products"])
+        .arg(&csv)
+        .args(["--database-url", &database])
+        .output()
+        .expect("import");
+    let key = orderflow()
+        .args([
+            "keys",
+            "create",
+            "--role",
+            "store",
+            "--database-url",
+            &database,
+        ])
+        .output()
+        .expect("keys");
+    let migrate = orderflow()
+        .args(["migrate", "--database-url", &database])
+        .output()
+        .expect("migrate");
 
-    assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
     assert!(String::from_utf8_lossy(&import.stdout).contains("imported 2 products"));
-    assert!(key.status.success(), "{}", String::from_utf8_lossy(&key.stderr));
-    assert!(String::from_utf8_lossy(&key.stdout).trim().starts_with("of_"));
+    assert!(
+        key.status.success(),
+        "{}",
+        String::from_utf8_lossy(&key.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&key.stdout)
+            .trim()
+            .starts_with("of_")
+    );
     assert!(String::from_utf8_lossy(&migrate.stdout).contains("schema at version 1 of 1"));
 }
 
@@ -49,9 +94,17 @@ fn a_csv_with_a_bad_row_names_its_line_and_imports_nothing() {
     let csv = dir.path().join("products.csv");
     std::fs::write(&csv, "product_id,name,category,price,currency,on_hand\nmug,Mug,,1250,EUR,10\ntea,Tea,,-5,EUR,3\n").expect("write csv");
 
-    let import = orderflow().args(["import", "products"]).arg(&csv).args(["--database-url", &database]).output().expect("import");
+    let import = orderflow()
+        .args(["import", "products"])
+        .arg(&csv)
+        .args(["--database-url", &database])
+        .output()
+        .expect("import");
 
     assert!(!import.status.success());
     let stderr = String::from_utf8_lossy(&import.stderr);
-    assert!(stderr.contains("line 3") && stderr.contains("price must not be negative"), "{stderr}");
+    assert!(
+        stderr.contains("line 3") && stderr.contains("price must not be negative"),
+        "{stderr}"
+    );
 }

@@ -26,14 +26,23 @@ impl Server {
     async fn start(database_url: &str) -> Self {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_orderflow"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", database_url])
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--database-url",
+                database_url,
+            ])
             .env("ORDERFLOW_ADMIN_TOKEN", TOKEN)
             .env("ORDERFLOW_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start orderflow serve");
-        let server = Self { child, base: format!("http://127.0.0.1:{port}") };
+        let server = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -59,7 +68,13 @@ async fn acknowledged_orders_survive_kill_9(database_url: &str) {
     let client = reqwest::Client::new();
     for product in ["mug", "tea"] {
         let body = json!({"name": product, "price": 100, "currency": "EUR", "on_hand": 1_000_000});
-        let reply = client.put(format!("{}/products/{product}", server.base)).bearer_auth(TOKEN).json(&body).send().await.expect("put");
+        let reply = client
+            .put(format!("{}/products/{product}", server.base))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("put");
         assert_eq!(reply.status(), StatusCode::OK);
     }
 
@@ -93,40 +108,79 @@ async fn acknowledged_orders_survive_kill_9(database_url: &str) {
         loader.await.expect("loader");
     }
     let acknowledged = acknowledged.lock().expect("lock").clone();
-    assert!(acknowledged.len() >= 100, "too few orders before the kill to prove anything");
+    assert!(
+        acknowledged.len() >= 100,
+        "too few orders before the kill to prove anything"
+    );
 
     let server = Server::start(database_url).await;
     let mut acknowledged_mugs = 0;
     for (order_id, count) in &acknowledged {
-        let reply = client.get(format!("{}/orders/{order_id}", server.base)).bearer_auth(TOKEN).send().await.expect("get");
-        assert_eq!(reply.status(), StatusCode::OK, "acknowledged order {order_id} was lost");
+        let reply = client
+            .get(format!("{}/orders/{order_id}", server.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(
+            reply.status(),
+            StatusCode::OK,
+            "acknowledged order {order_id} was lost"
+        );
         let order: Value = reply.json().await.expect("order");
         assert_eq!(order["order_status"], "confirmed");
         assert_eq!(order["products"][0]["item_count"], *count, "{order}");
         acknowledged_mugs += count;
     }
-    let mug: Value = client.get(format!("{}/products/mug", server.base)).bearer_auth(TOKEN).send().await.expect("get").json().await.expect("json");
-    let listed: Value = client.get(format!("{}/orders?limit=200", server.base)).bearer_auth(TOKEN).send().await.expect("list").json().await.expect("json");
+    let mug: Value = client
+        .get(format!("{}/products/mug", server.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    let listed: Value = client
+        .get(format!("{}/orders?limit=200", server.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
     assert!(listed["orders"].as_array().is_some_and(|o| !o.is_empty()));
     // Orders committed after their answer was lost in the kill may exist too, never fewer.
     let reserved = mug["reserved"].as_i64().expect("reserved");
-    assert!(reserved >= acknowledged_mugs, "reserved {reserved} < acknowledged {acknowledged_mugs}");
+    assert!(
+        reserved >= acknowledged_mugs,
+        "reserved {reserved} < acknowledged {acknowledged_mugs}"
+    );
     server.kill_9();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_orders_survive_kill_9_on_sqlite() {
     let dir = tempfile::tempdir().expect("temp dir");
-    acknowledged_orders_survive_kill_9(&format!("sqlite://{}", dir.path().join("durable.db").display())).await;
+    acknowledged_orders_survive_kill_9(&format!(
+        "sqlite://{}",
+        dir.path().join("durable.db").display()
+    ))
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_orders_survive_kill_9_on_postgres() {
     let Ok(admin_url) = std::env::var("ORDERFLOW_TEST_POSTGRES") else {
-        eprintln!("skipped: ORDERFLOW_TEST_POSTGRES is not set, so this PostgreSQL test did not run");
+        eprintln!(
+            "skipped: ORDERFLOW_TEST_POSTGRES is not set, so this PostgreSQL test did not run"
+        );
         return;
     };
-    let db = ScratchDatabase::create(&admin_url, "orderflow_test", rand::random()).await.expect("scratch database");
+    let db = ScratchDatabase::create(&admin_url, "orderflow_test", rand::random())
+        .await
+        .expect("scratch database");
     acknowledged_orders_survive_kill_9(db.url()).await;
     db.drop().await.expect("drop scratch database");
 }

@@ -7,7 +7,9 @@ use axum::response::{IntoResponse, Response};
 use orderflow_domain::{
     Address, Customer, OrderId, OrderLine, OrderLines, OrderStatus, Quantity, StoreId,
 };
-use orderflow_store::{CancelOrder, EditOrder, Idempotency, Order, OrderFilter, PlaceOrder, Receipt};
+use orderflow_store::{
+    CancelOrder, EditOrder, Idempotency, Order, OrderFilter, PlaceOrder, Receipt,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -149,7 +151,8 @@ pub struct OrderQuery {
 }
 
 fn rfc3339(at: OffsetDateTime) -> String {
-    at.format(&Rfc3339).unwrap_or_else(|_| at.unix_timestamp().to_string())
+    at.format(&Rfc3339)
+        .unwrap_or_else(|_| at.unix_timestamp().to_string())
 }
 
 pub(crate) fn lines_from(body: &[LineBody], field: &str) -> ApiResult<OrderLines> {
@@ -165,22 +168,32 @@ pub(crate) fn lines_from(body: &[LineBody], field: &str) -> ApiResult<OrderLines
                 .map_err(|_| orderflow_domain::QuantityError::Zero)
                 .and_then(Quantity::try_from)
                 .map_err(|e| ApiError::InvalidBody(format!("{field}[{i}].{e}")))?;
-            Ok(OrderLine { product_id, quantity })
+            Ok(OrderLine {
+                product_id,
+                quantity,
+            })
         })
         .collect::<ApiResult<Vec<_>>>()?;
     OrderLines::new(lines).map_err(|e| ApiError::InvalidBody(format!("{field}: {e}")))
 }
 
 fn line_body(line: &OrderLine) -> LineBody {
-    LineBody { product_id: line.product_id.to_string(), item_count: i64::from(line.quantity.get()) }
+    LineBody {
+        product_id: line.product_id.to_string(),
+        item_count: i64::from(line.quantity.get()),
+    }
 }
 
 fn validate_parties(customer: Option<&Customer>, address: Option<&Address>) -> ApiResult<()> {
     if let Some(customer) = customer {
-        customer.validate().map_err(|e| ApiError::InvalidBody(e.to_string()))?;
+        customer
+            .validate()
+            .map_err(|e| ApiError::InvalidBody(e.to_string()))?;
     }
     if let Some(address) = address {
-        address.validate().map_err(|e| ApiError::InvalidBody(e.to_string()))?;
+        address
+            .validate()
+            .map_err(|e| ApiError::InvalidBody(e.to_string()))?;
     }
     Ok(())
 }
@@ -216,16 +229,26 @@ pub fn order_body(order: Order) -> OrderBody {
         backordered: order
             .backorder
             .iter()
-            .map(|b| LineBody { product_id: b.product_id.to_string(), item_count: i64::from(b.quantity.get()) })
+            .map(|b| LineBody {
+                product_id: b.product_id.to_string(),
+                item_count: i64::from(b.quantity.get()),
+            })
             .collect(),
         customer: order.customer,
         shipping_address: order.shipping_address,
-        total: order.currency.map(|c| MoneyBody { amount: order.total_minor, currency: c.to_string() }),
+        total: order.currency.map(|c| MoneyBody {
+            amount: order.total_minor,
+            currency: c.to_string(),
+        }),
         shipments: Vec::new(),
         timeline: order
             .timeline
             .into_iter()
-            .map(|e| TimelineBody { at: rfc3339(e.at), status: e.status, note: e.note })
+            .map(|e| TimelineBody {
+                at: rfc3339(e.at),
+                status: e.status,
+                note: e.note,
+            })
             .collect(),
         created_at: rfc3339(order.created_at),
         updated_at: rfc3339(order.updated_at),
@@ -234,7 +257,8 @@ pub fn order_body(order: Order) -> OrderBody {
 }
 
 fn etag(version: i64) -> HeaderValue {
-    HeaderValue::from_str(&format!("\"{version}\"")).expect("digits and quotes are a valid header value")
+    HeaderValue::from_str(&format!("\"{version}\""))
+        .expect("digits and quotes are a valid header value")
 }
 
 fn placed_body(receipt: &Receipt) -> PlacedBody {
@@ -243,25 +267,42 @@ fn placed_body(receipt: &Receipt) -> PlacedBody {
         order_id: receipt.order_id.to_string(),
         order_status: receipt.order_status,
         products: receipt.products.iter().map(line_body).collect(),
-        unavailable: receipt.unavailable.iter().map(ShortfallBody::from).collect(),
+        unavailable: receipt
+            .unavailable
+            .iter()
+            .map(ShortfallBody::from)
+            .collect(),
     }
 }
 
 /// The `Idempotency-Key`, namespaced by caller so that two customers' keys never meet.
-fn idempotency(headers: &HeaderMap, caller: &Caller, body: &PlaceOrderBody) -> ApiResult<Option<Idempotency>> {
-    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+fn idempotency(
+    headers: &HeaderMap,
+    caller: &Caller,
+    body: &PlaceOrderBody,
+) -> ApiResult<Option<Idempotency>> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
     let key = value
         .to_str()
         .ok()
         .filter(|k| !k.is_empty() && k.len() <= 255)
-        .ok_or_else(|| ApiError::InvalidBody("Idempotency-Key must be 1 to 255 visible ASCII characters".into()))?;
+        .ok_or_else(|| {
+            ApiError::InvalidBody(
+                "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+            )
+        })?;
     let namespace = match caller {
         Caller::Admin => "admin".to_owned(),
         Caller::Store(_) => "store".to_owned(),
         Caller::Customer(_, customer) => format!("customer:{customer}"),
     };
     let canonical = serde_json::to_vec(body).map_err(|_| ApiError::Internal)?;
-    Ok(Some(Idempotency { key: format!("{namespace}:{key}"), request_hash: hex(&Sha256::digest(&canonical)) }))
+    Ok(Some(Idempotency {
+        key: format!("{namespace}:{key}"),
+        request_hash: hex(&Sha256::digest(&canonical)),
+    }))
 }
 
 fn new_order_id(now: OffsetDateTime) -> OrderId {
@@ -322,7 +363,10 @@ pub async fn place(
     let placement = match placed {
         Ok(placement) => placement,
         Err(error) => {
-            if matches!(error, orderflow_store::Error::Refused(orderflow_domain::Refusal::Short(_))) {
+            if matches!(
+                error,
+                orderflow_store::Error::Refused(orderflow_domain::Refusal::Short(_))
+            ) {
                 state.metrics.reservations_refused.inc();
             }
             return Err(not_found_as("store")(error));
@@ -334,7 +378,10 @@ pub async fn place(
     let location = format!("/orders/{}", placement.receipt.order_id);
     let mut response = (StatusCode::CREATED, Json(placed_body(&placement.receipt))).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::LOCATION, HeaderValue::from_str(&location).map_err(|_| ApiError::Internal)?);
+    headers.insert(
+        header::LOCATION,
+        HeaderValue::from_str(&location).map_err(|_| ApiError::Internal)?,
+    );
     if placement.replayed {
         headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
@@ -351,9 +398,17 @@ pub async fn place(
     ),
     security(("bearer" = []))
 )]
-pub async fn get(State(state): State<AppState>, caller: Caller, Path(order_id): Path<String>) -> ApiResult<Response> {
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(order_id): Path<String>,
+) -> ApiResult<Response> {
     let order_id = order_id_from(&order_id)?;
-    let order = state.store.get_order(&caller.scope(), &order_id).await.map_err(not_found_as("order"))?;
+    let order = state
+        .store
+        .get_order(&caller.scope(), &order_id)
+        .await
+        .map_err(not_found_as("order"))?;
     let version = order.version;
     Ok(([(header::ETAG, etag(version))], Json(order_body(order))).into_response())
 }
@@ -392,9 +447,15 @@ pub async fn edit(
 ) -> ApiResult<Response> {
     let order_id = order_id_from(&order_id)?;
     if body.products.is_none() && body.shipping_address.is_none() {
-        return Err(ApiError::InvalidBody("nothing to change: send products and/or shipping_address".into()));
+        return Err(ApiError::InvalidBody(
+            "nothing to change: send products and/or shipping_address".into(),
+        ));
     }
-    let lines = body.products.as_deref().map(|lines| lines_from(lines, "products")).transpose()?;
+    let lines = body
+        .products
+        .as_deref()
+        .map(|lines| lines_from(lines, "products"))
+        .transpose()?;
     validate_parties(None, body.shipping_address.as_ref())?;
     let order = state
         .store
@@ -411,7 +472,10 @@ pub async fn edit(
         .await
         .map_err(not_found_as("order"))?;
     let version = order.version;
-    let body = UpdatedBody { message: "Order successfully updated".into(), order: order_body(order) };
+    let body = UpdatedBody {
+        message: "Order successfully updated".into(),
+        order: order_body(order),
+    };
     Ok(([(header::ETAG, etag(version))], Json(body)).into_response())
 }
 
@@ -440,7 +504,11 @@ pub async fn cancel(
         .store
         .cancel_order(
             &caller.scope(),
-            CancelOrder { order_id, reason: Some(reason.into()), now: OffsetDateTime::now_utc() },
+            CancelOrder {
+                order_id,
+                reason: Some(reason.into()),
+                now: OffsetDateTime::now_utc(),
+            },
         )
         .await
         .map_err(not_found_as("order"))?;
@@ -466,14 +534,27 @@ pub async fn list(
     caller: Caller,
     ApiQuery(query): ApiQuery<OrderQuery>,
 ) -> ApiResult<Json<OrderListBody>> {
-    let invalid = |field: &str, e: &dyn std::fmt::Display| ApiError::InvalidQuery(format!("{field}: {e}"));
+    let invalid =
+        |field: &str, e: &dyn std::fmt::Display| ApiError::InvalidQuery(format!("{field}: {e}"));
     let limit = query.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
-        return Err(ApiError::InvalidQuery("limit must be between 1 and 200".into()));
+        return Err(ApiError::InvalidQuery(
+            "limit must be between 1 and 200".into(),
+        ));
     }
     let filter = OrderFilter {
-        status: query.status.as_deref().map(str::parse).transpose().map_err(|e| invalid("status", &e))?,
-        store_id: query.store_id.as_deref().map(str::parse).transpose().map_err(|e| invalid("store_id", &e))?,
+        status: query
+            .status
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e| invalid("status", &e))?,
+        store_id: query
+            .store_id
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e| invalid("store_id", &e))?,
         customer_id: query
             .customer_id
             .as_deref()
@@ -482,9 +563,21 @@ pub async fn list(
             .map_err(|e| invalid("customer_id", &e))?,
         external_id: query.external_id,
         limit,
-        before: query.cursor.as_deref().map(str::parse).transpose().map_err(|e| invalid("cursor", &e))?,
+        before: query
+            .cursor
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e| invalid("cursor", &e))?,
     };
     let page = state.store.list_orders(&caller.scope(), filter).await?;
-    let next_cursor = if page.has_more { page.items.last().map(|o| o.order_id.to_string()) } else { None };
-    Ok(Json(OrderListBody { orders: page.items.into_iter().map(order_body).collect(), next_cursor }))
+    let next_cursor = if page.has_more {
+        page.items.last().map(|o| o.order_id.to_string())
+    } else {
+        None
+    };
+    Ok(Json(OrderListBody {
+        orders: page.items.into_iter().map(order_body).collect(),
+        next_cursor,
+    }))
 }

@@ -88,7 +88,9 @@ pub fn product_body(product: Product) -> ProductBody {
 }
 
 fn named_store(text: Option<&str>) -> ApiResult<Option<StoreId>> {
-    text.map(str::parse).transpose().map_err(|e| ApiError::InvalidQuery(format!("store_id: {e}")))
+    text.map(str::parse)
+        .transpose()
+        .map_err(|e| ApiError::InvalidQuery(format!("store_id: {e}")))
 }
 
 fn not_found_as_product(error: orderflow_store::Error) -> ApiError {
@@ -99,12 +101,19 @@ fn not_found_as_product(error: orderflow_store::Error) -> ApiError {
 }
 
 /// Validates a product as given over the API or in a CSV import.
-pub fn product_input(product_id: &str, body: PutProductBody, now: OffsetDateTime) -> ApiResult<ProductInput> {
-    let invalid = |field: &str, e: &dyn std::fmt::Display| ApiError::InvalidBody(format!("{field}: {e}"));
+pub fn product_input(
+    product_id: &str,
+    body: PutProductBody,
+    now: OffsetDateTime,
+) -> ApiResult<ProductInput> {
+    let invalid =
+        |field: &str, e: &dyn std::fmt::Display| ApiError::InvalidBody(format!("{field}: {e}"));
     let product_id: ProductId = product_id.parse().map_err(|e| invalid("product_id", &e))?;
     let name = body.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::InvalidBody("name must be 1 to 200 characters".into()));
+        return Err(ApiError::InvalidBody(
+            "name must be 1 to 200 characters".into(),
+        ));
     }
     if body.price < 0 {
         return Err(ApiError::InvalidBody("price must not be negative".into()));
@@ -148,7 +157,11 @@ pub async fn put(
     caller.require_merchant()?;
     let store_id = caller.acting_store(named_store(query.store_id.as_deref())?)?;
     let input = product_input(&product_id, body, OffsetDateTime::now_utc())?;
-    let product = state.store.put_product(&store_id, input).await.map_err(not_found_as_product)?;
+    let product = state
+        .store
+        .put_product(&store_id, input)
+        .await
+        .map_err(not_found_as_product)?;
     Ok(Json(product_body(product)))
 }
 
@@ -169,8 +182,14 @@ pub async fn get(
     ApiQuery(query): ApiQuery<StoreQuery>,
 ) -> ApiResult<Json<ProductBody>> {
     let store_id = caller.acting_store(named_store(query.store_id.as_deref())?)?;
-    let product_id: ProductId = product_id.parse().map_err(|_| ApiError::NotFound("product"))?;
-    let product = state.store.get_product(&store_id, &product_id).await.map_err(not_found_as_product)?;
+    let product_id: ProductId = product_id
+        .parse()
+        .map_err(|_| ApiError::NotFound("product"))?;
+    let product = state
+        .store
+        .get_product(&store_id, &product_id)
+        .await
+        .map_err(not_found_as_product)?;
     Ok(Json(product_body(product)))
 }
 
@@ -197,9 +216,14 @@ pub async fn adjust_stock(
 ) -> ApiResult<Json<ProductBody>> {
     caller.require_merchant()?;
     let store_id = caller.acting_store(named_store(query.store_id.as_deref())?)?;
-    let product_id: ProductId = product_id.parse().map_err(|_| ApiError::NotFound("product"))?;
-    let product =
-        state.store.adjust_stock(&store_id, &product_id, body.delta).await.map_err(not_found_as_product)?;
+    let product_id: ProductId = product_id
+        .parse()
+        .map_err(|_| ApiError::NotFound("product"))?;
+    let product = state
+        .store
+        .adjust_stock(&store_id, &product_id, body.delta)
+        .await
+        .map_err(not_found_as_product)?;
     Ok(Json(product_body(product)))
 }
 
@@ -221,7 +245,9 @@ pub async fn list(
     let store_id = caller.acting_store(named_store(query.store_id.as_deref())?)?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
-        return Err(ApiError::InvalidQuery("limit must be between 1 and 500".into()));
+        return Err(ApiError::InvalidQuery(
+            "limit must be between 1 and 500".into(),
+        ));
     }
     let after = query
         .cursor
@@ -229,7 +255,17 @@ pub async fn list(
         .map(str::parse)
         .transpose()
         .map_err(|e| ApiError::InvalidQuery(format!("cursor: {e}")))?;
-    let page = state.store.list_products(&store_id, PageRequest { limit, after }).await?;
-    let next_cursor = if page.has_more { page.items.last().map(|p| p.product_id.to_string()) } else { None };
-    Ok(Json(ProductListBody { products: page.items.into_iter().map(product_body).collect(), next_cursor }))
+    let page = state
+        .store
+        .list_products(&store_id, PageRequest { limit, after })
+        .await?;
+    let next_cursor = if page.has_more {
+        page.items.last().map(|p| p.product_id.to_string())
+    } else {
+        None
+    };
+    Ok(Json(ProductListBody {
+        products: page.items.into_iter().map(product_body).collect(),
+        next_cursor,
+    }))
 }

@@ -88,7 +88,15 @@ impl From<Role> for RoleBody {
     }
 }
 
-const PLATFORMS: &[&str] = &["shopify", "woocommerce", "vtex", "prestashop", "magento", "jumpseller", "custom"];
+const PLATFORMS: &[&str] = &[
+    "shopify",
+    "woocommerce",
+    "vtex",
+    "prestashop",
+    "magento",
+    "jumpseller",
+    "custom",
+];
 
 fn store_body(store: StoreRecord) -> StoreBody {
     StoreBody {
@@ -117,22 +125,41 @@ pub async fn create(
     ApiJson(body): ApiJson<NewStoreBody>,
 ) -> ApiResult<Response> {
     caller.require_admin()?;
-    let store_id: StoreId = body.store_id.parse().map_err(|e| ApiError::InvalidBody(format!("store_id: {e}")))?;
+    let store_id: StoreId = body
+        .store_id
+        .parse()
+        .map_err(|e| ApiError::InvalidBody(format!("store_id: {e}")))?;
     let name = body.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::InvalidBody("name must be 1 to 200 characters".into()));
+        return Err(ApiError::InvalidBody(
+            "name must be 1 to 200 characters".into(),
+        ));
     }
     if let Some(platform) = &body.platform
         && !PLATFORMS.contains(&platform.as_str())
     {
-        return Err(ApiError::InvalidBody(format!("platform must be one of {}", PLATFORMS.join(", "))));
+        return Err(ApiError::InvalidBody(format!(
+            "platform must be one of {}",
+            PLATFORMS.join(", ")
+        )));
     }
     let store = state
         .store
-        .create_store(NewStore { store_id, name, platform: body.platform, now: OffsetDateTime::now_utc() })
+        .create_store(NewStore {
+            store_id,
+            name,
+            platform: body.platform,
+            now: OffsetDateTime::now_utc(),
+        })
         .await?;
-    let location = HeaderValue::from_str(&format!("/stores/{}", store.store_id)).map_err(|_| ApiError::Internal)?;
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(store_body(store))).into_response())
+    let location = HeaderValue::from_str(&format!("/stores/{}", store.store_id))
+        .map_err(|_| ApiError::Internal)?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(store_body(store)),
+    )
+        .into_response())
 }
 
 #[utoipa::path(
@@ -145,13 +172,21 @@ pub async fn create(
     ),
     security(("bearer" = []))
 )]
-pub async fn get(State(state): State<AppState>, caller: Caller, Path(store_id): Path<String>) -> ApiResult<Json<StoreBody>> {
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(store_id): Path<String>,
+) -> ApiResult<Json<StoreBody>> {
     let store_id: StoreId = store_id.parse().map_err(|_| ApiError::NotFound("store"))?;
     let store_id = caller.acting_store(Some(store_id))?;
-    let store = state.store.get_store(&store_id).await.map_err(|e| match e {
-        orderflow_store::Error::NotFound => ApiError::NotFound("store"),
-        other => other.into(),
-    })?;
+    let store = state
+        .store
+        .get_store(&store_id)
+        .await
+        .map_err(|e| match e {
+            orderflow_store::Error::NotFound => ApiError::NotFound("store"),
+            other => other.into(),
+        })?;
     Ok(Json(store_body(store)))
 }
 
@@ -172,22 +207,37 @@ pub async fn create_key(
     caller: Caller,
     ApiJson(body): ApiJson<NewApiKeyBody>,
 ) -> ApiResult<Response> {
-    let invalid = |field: &str, e: &dyn std::fmt::Display| ApiError::InvalidBody(format!("{field}: {e}"));
-    let named_store: Option<StoreId> =
-        body.store_id.as_deref().map(str::parse).transpose().map_err(|e| invalid("store_id", &e))?;
-    let customer_id: Option<CustomerId> =
-        body.customer_id.as_deref().map(str::parse).transpose().map_err(|e| invalid("customer_id", &e))?;
+    let invalid =
+        |field: &str, e: &dyn std::fmt::Display| ApiError::InvalidBody(format!("{field}: {e}"));
+    let named_store: Option<StoreId> = body
+        .store_id
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(|e| invalid("store_id", &e))?;
+    let customer_id: Option<CustomerId> = body
+        .customer_id
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(|e| invalid("customer_id", &e))?;
     let role = Role::from(body.role);
     match (&caller, role) {
         (Caller::Admin, _) | (Caller::Store(_), Role::Customer) => {}
-        _ => return Err(ApiError::Forbidden("this token may not make keys of that role")),
+        _ => {
+            return Err(ApiError::Forbidden(
+                "this token may not make keys of that role",
+            ));
+        }
     }
     let store_id = match role {
         Role::Admin => None,
         Role::Store | Role::Customer => Some(caller.acting_store(named_store)?),
     };
     if role == Role::Customer && customer_id.is_none() {
-        return Err(ApiError::InvalidBody("customer_id is required for a customer key".into()));
+        return Err(ApiError::InvalidBody(
+            "customer_id is required for a customer key".into(),
+        ));
     }
     if let Some(store_id) = &store_id {
         state.store.get_store(store_id).await.map_err(|e| match e {
@@ -203,7 +253,11 @@ pub async fn create_key(
             token_hash: hash_token(&token),
             role,
             store_id,
-            customer_id: if role == Role::Customer { customer_id } else { None },
+            customer_id: if role == Role::Customer {
+                customer_id
+            } else {
+                None
+            },
             now: OffsetDateTime::now_utc(),
         })
         .await?;

@@ -38,7 +38,11 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
                 applied_migration: readiness.applied_migration,
                 latest_migration: readiness.latest_migration,
             };
-            let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+            let status = if ready {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
             (status, Json(body)).into_response()
         }
         Err(error) => {
@@ -57,20 +61,28 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/metrics", tag = "system", responses((status = 200, description = "Prometheus text format", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         state.metrics.render(),
     )
         .into_response()
 }
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 #[utoipa::path(get, path = "/problems/{slug}", tag = "system", params(("slug" = String, Path)),
     responses((status = 200, description = "What a problem type means and what to do", content_type = "text/html", body = String)))]
 pub async fn problem_page(Path(slug): Path<String>) -> Result<Html<String>, ApiError> {
-    let (slug, title, text) = PROBLEMS.iter().find(|p| p.0 == slug).ok_or(ApiError::NotFound("problem type"))?;
+    let (slug, title, text) = PROBLEMS
+        .iter()
+        .find(|p| p.0 == slug)
+        .ok_or(ApiError::NotFound("problem type"))?;
     Ok(Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title} — orderflow</title></head>\
          <body><h1>{title}</h1><p><code>type: /problems/{slug}</code></p><p>{}</p>\

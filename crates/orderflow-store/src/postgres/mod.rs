@@ -22,7 +22,12 @@ macro_rules! at_micros {
 /// name. `EXTRACT` returns `numeric` since PostgreSQL 14, so no precision is lost.
 macro_rules! micros_of {
     ($column:literal) => {
-        concat!("(EXTRACT(EPOCH FROM ", $column, ") * 1000000)::BIGINT AS ", $column)
+        concat!(
+            "(EXTRACT(EPOCH FROM ",
+            $column,
+            ") * 1000000)::BIGINT AS ",
+            $column
+        )
     };
 }
 
@@ -48,6 +53,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, 
 use orderflow_domain::{OrderId, ProductId, StockLevel, StoreId};
 use time::OffsetDateTime;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row, Statement};
 
 use crate::common;
@@ -66,6 +72,8 @@ const POOL_SIZE: usize = 16;
 /// How long a request waits for a pooled connection before the database counts as unavailable.
 const POOL_WAIT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Param<'a> = &'a (dyn ToSql + Sync);
 
 impl From<tokio_postgres::Error> for Error {
     fn from(error: tokio_postgres::Error) -> Self {
@@ -93,28 +101,35 @@ fn from_micros(value: i64) -> Result<OffsetDateTime> {
 }
 
 fn parse<T: std::str::FromStr>(column: &str, text: &str) -> Result<T> {
-    text.parse().map_err(|_| Error::Corrupt(format!("{column} holds {text:?}")))
+    text.parse()
+        .map_err(|_| Error::Corrupt(format!("{column} holds {text:?}")))
 }
 
 /// Prepares every query (or takes it from the connection's cache) before any of them runs:
 /// statements pipelined afterwards then reach the server in the order they are polled, which
 /// a statement still being prepared would upset.
-async fn prepare_all<const N: usize>(tx: &Transaction<'_>, queries: [&str; N]) -> Result<[Statement; N]> {
+async fn prepare_all<const N: usize>(
+    tx: &Transaction<'_>,
+    queries: [&str; N],
+) -> Result<[Statement; N]> {
     let mut statements = Vec::with_capacity(N);
     for query in queries {
         statements.push(tx.prepare_cached(query).await?);
     }
-    Ok(statements.try_into().unwrap_or_else(|_| unreachable!("one statement per query")))
+    Ok(statements
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("one statement per query")))
 }
 
-#[derive(Clone)]
 pub struct PostgresStore {
     pool: Pool,
 }
 
 impl std::fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresStore").field("pool", &self.pool.status()).finish()
+        f.debug_struct("PostgresStore")
+            .field("pool", &self.pool.status())
+            .finish()
     }
 }
 
@@ -122,14 +137,20 @@ impl PostgresStore {
     /// Connects to the database at `url` (a `postgres://` URL), applies pending migrations and
     /// opens a pool of connections.
     pub async fn connect(url: &str) -> Result<Self> {
-        let mut config: tokio_postgres::Config =
-            url.parse().map_err(|error| Error::Config(format!("invalid PostgreSQL URL: {error}")))?;
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|error| Error::Config(format!("invalid PostgreSQL URL: {error}")))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         migrate(&config).await?;
-        let manager =
-            Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .runtime(Runtime::Tokio1)
@@ -149,21 +170,32 @@ async fn migrate(config: &tokio_postgres::Config) -> Result<()> {
             tracing::warn!(%error, "migration connection failed");
         }
     });
-    client.execute("SELECT pg_advisory_lock($1::BIGINT)", &[&MIGRATION_LOCK]).await?;
+    client
+        .execute("SELECT pg_advisory_lock($1::BIGINT)", &[&MIGRATION_LOCK])
+        .await?;
     let migrated = embedded::migrations::runner().run_async(&mut client).await;
-    client.execute("SELECT pg_advisory_unlock($1::BIGINT)", &[&MIGRATION_LOCK]).await?;
+    let unlocked = client
+        .execute("SELECT pg_advisory_unlock($1::BIGINT)", &[&MIGRATION_LOCK])
+        .await;
     migrated.map_err(|error| Error::Migration(Box::new(error)))?;
+    unlocked?;
     Ok(())
 }
 
 #[async_trait]
 impl crate::Store for PostgresStore {
     async fn readiness(&self) -> Result<Readiness> {
-        let latest_migration = common::latest_version(embedded::migrations::runner().get_migrations());
+        let latest_migration =
+            common::latest_version(embedded::migrations::runner().get_migrations());
         let client = self.pool.get().await?;
-        let statement = client.prepare_cached("SELECT MAX(version)::BIGINT FROM refinery_schema_history").await?;
+        let statement = client
+            .prepare_cached("SELECT MAX(version)::BIGINT FROM refinery_schema_history")
+            .await?;
         let applied_migration = client.query_one(&statement, &[]).await?.try_get(0)?;
-        Ok(Readiness { applied_migration, latest_migration })
+        Ok(Readiness {
+            applied_migration,
+            latest_migration,
+        })
     }
 
     async fn create_store(&self, store: NewStore) -> Result<StoreRecord> {
@@ -177,7 +209,15 @@ impl crate::Store for PostgresStore {
             ))
             .await?;
         let row = client
-            .query_one(&statement, &[&store.store_id.as_str(), &store.name, &store.platform, &micros(store.now)])
+            .query_one(
+                &statement,
+                &[
+                    &store.store_id.as_str(),
+                    &store.name,
+                    &store.platform,
+                    &micros(store.now),
+                ],
+            )
             .await
             .map_err(|error| {
                 if is_unique_violation(&error) {
@@ -203,7 +243,10 @@ impl crate::Store for PostgresStore {
                 " FROM stores WHERE store_id = $1"
             ))
             .await?;
-        let row = client.query_opt(&statement, &[&store_id.as_str()]).await?.ok_or(Error::NotFound)?;
+        let row = client
+            .query_opt(&statement, &[&store_id.as_str()])
+            .await?
+            .ok_or(Error::NotFound)?;
         Ok(StoreRecord {
             store_id: store_id.clone(),
             name: row.try_get("name")?,
@@ -253,13 +296,21 @@ impl crate::Store for PostgresStore {
                 " FROM api_keys WHERE token_hash = $1"
             ))
             .await?;
-        let Some(row) = client.query_opt(&statement, &[&token_hash]).await? else { return Ok(None) };
+        let Some(row) = client.query_opt(&statement, &[&token_hash]).await? else {
+            return Ok(None);
+        };
         let role: &str = row.try_get("role")?;
         Ok(Some(ApiKey {
             key_id: row.try_get("key_id")?,
             role: Role::parse(role).ok_or_else(|| Error::Corrupt(format!("role {role:?}")))?,
-            store_id: row.try_get::<_, Option<&str>>("store_id")?.map(|s| parse("store_id", s)).transpose()?,
-            customer_id: row.try_get::<_, Option<&str>>("customer_id")?.map(|s| parse("customer_id", s)).transpose()?,
+            store_id: row
+                .try_get::<_, Option<&str>>("store_id")?
+                .map(|s| parse("store_id", s))
+                .transpose()?,
+            customer_id: row
+                .try_get::<_, Option<&str>>("customer_id")?
+                .map(|s| parse("customer_id", s))
+                .transpose()?,
             created_at: from_micros(row.try_get("created_at")?)?,
         }))
     }
@@ -269,10 +320,16 @@ impl crate::Store for PostgresStore {
         let tx = client.transaction().await?;
         let written = upsert_products(&tx, store_id, std::slice::from_ref(&product)).await?;
         tx.commit().await?;
-        written.into_iter().next().ok_or_else(|| Error::Corrupt(format!("product {} was not written", product.product_id)))
+        written.into_iter().next().ok_or_else(|| {
+            Error::Corrupt(format!("product {} was not written", product.product_id))
+        })
     }
 
-    async fn import_products(&self, store_id: &StoreId, products: Vec<ProductInput>) -> Result<usize> {
+    async fn import_products(
+        &self,
+        store_id: &StoreId,
+        products: Vec<ProductInput>,
+    ) -> Result<usize> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         upsert_products(&tx, store_id, &products).await?;
@@ -296,7 +353,11 @@ impl crate::Store for PostgresStore {
         product(&row)
     }
 
-    async fn list_products(&self, store_id: &StoreId, page: PageRequest<ProductId>) -> Result<Page<Product>> {
+    async fn list_products(
+        &self,
+        store_id: &StoreId,
+        page: PageRequest<ProductId>,
+    ) -> Result<Page<Product>> {
         let client = self.pool.get().await?;
         // SQLite compares text bytewise; "C" does the same whatever the database's collation.
         let statement = client
@@ -308,20 +369,31 @@ impl crate::Store for PostgresStore {
             ))
             .await?;
         let after = page.after.as_ref().map(ProductId::as_str).unwrap_or("");
-        let rows = client.query(&statement, &[&store_id.as_str(), &after, &(i64::from(page.limit) + 1)]).await?;
+        let rows = client
+            .query(
+                &statement,
+                &[&store_id.as_str(), &after, &(i64::from(page.limit) + 1)],
+            )
+            .await?;
         let mut items = rows.iter().map(product).collect::<Result<Vec<_>>>()?;
         let has_more = items.len() > page.limit as usize;
         items.truncate(page.limit as usize);
         Ok(Page { items, has_more })
     }
 
-    async fn adjust_stock(&self, store_id: &StoreId, product_id: &ProductId, delta: i64) -> Result<Product> {
+    async fn adjust_stock(
+        &self,
+        store_id: &StoreId,
+        product_id: &ProductId,
+        delta: i64,
+    ) -> Result<Product> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let [lock, update] = prepare_all(
             &tx,
             [
-                "SELECT on_hand, reserved FROM products WHERE store_id = $1 AND product_id = $2 FOR UPDATE",
+                "SELECT on_hand, reserved FROM products
+                 WHERE store_id = $1 AND product_id = $2 FOR UPDATE",
                 concat!(
                     "UPDATE products SET on_hand = $3, updated_at = ",
                     at_micros!("$4"),
@@ -331,13 +403,17 @@ impl crate::Store for PostgresStore {
             ],
         )
         .await?;
-        let keys: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&store_id.as_str(), &product_id.as_str()];
-        let row = tx.query_opt(&lock, &keys).await?.ok_or(Error::NotFound)?;
+        let (store_id, product_id) = (store_id.as_str(), product_id.as_str());
+        let row = tx
+            .query_opt(&lock, &[&store_id, &product_id])
+            .await?
+            .ok_or(Error::NotFound)?;
         let level = StockLevel::new(row.try_get("on_hand")?, row.try_get("reserved")?)
             .map_err(|error| Error::Corrupt(error.to_string()))?
             .adjusted(delta)?;
+        let now = micros(OffsetDateTime::now_utc());
         let row = tx
-            .query_one(&update, &[keys[0], keys[1], &level.on_hand(), &micros(OffsetDateTime::now_utc())])
+            .query_one(&update, &[&store_id, &product_id, &level.on_hand(), &now])
             .await?;
         let adjusted = product(&row)?;
         tx.commit().await?;
@@ -374,13 +450,16 @@ impl crate::Store for PostgresStore {
         let statement = client
             .prepare_cached(
                 "SELECT p.product_id, p.on_hand, p.reserved,
-                        COALESCE((SELECT SUM(l.quantity) FROM order_lines l JOIN orders o ON o.order_id = l.order_id
+                        COALESCE((SELECT SUM(l.quantity)
+                                  FROM order_lines l JOIN orders o ON o.order_id = l.order_id
                                   WHERE o.store_id = p.store_id AND l.product_id = p.product_id
                                     AND o.status = ANY($2)), 0)::BIGINT AS reserved_by_live_orders
                  FROM products p WHERE p.store_id = $1 ORDER BY p.product_id COLLATE \"C\"",
             )
             .await?;
-        let rows = client.query(&statement, &[&store_id.as_str(), &common::live_statuses()]).await?;
+        let rows = client
+            .query(&statement, &[&store_id.as_str(), &common::live_statuses()])
+            .await?;
         rows.iter()
             .map(|row| {
                 Ok(ReservationAudit {
@@ -409,37 +488,38 @@ fn product(row: &Row) -> Result<Product> {
     })
 }
 
+const LOCK_RESERVED: &str = "SELECT product_id, reserved FROM products
+     WHERE store_id = $1 AND product_id = ANY($2) ORDER BY product_id FOR UPDATE";
+/// Sorted, so that concurrent imports create new rows in the same order and cannot deadlock
+/// waiting for each other's uncommitted inserts.
+const UPSERT_PRODUCTS: &str = concat!(
+    "INSERT INTO products (store_id, product_id, name, category, price_minor, currency,
+                           on_hand, reserved, created_at, updated_at)
+     SELECT $1, p.product_id, p.name, p.category, p.price_minor, p.currency, p.on_hand, 0, ",
+    at_micros!("p.created"),
+    ", ",
+    at_micros!("p.updated"),
+    " FROM unnest($2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], $6::TEXT[],
+                  $7::BIGINT[], $8::BIGINT[], $9::BIGINT[])
+          AS p (product_id, name, category, price_minor, currency, on_hand, created, updated)
+     ORDER BY p.product_id
+     ON CONFLICT (store_id, product_id) DO UPDATE SET
+         name = excluded.name, category = excluded.category,
+         price_minor = excluded.price_minor, currency = excluded.currency,
+         on_hand = excluded.on_hand, updated_at = excluded.updated_at
+     RETURNING ",
+    product_columns!()
+);
+
 /// Creates or updates `products` in one statement and returns the rows written, one per
 /// distinct product. Refuses, like writing them one by one would, the first product whose
 /// `on_hand` is negative or below what open orders reserve.
-async fn upsert_products(tx: &Transaction<'_>, store_id: &StoreId, products: &[ProductInput]) -> Result<Vec<Product>> {
-    let [lock, upsert] = prepare_all(
-        tx,
-        [
-            "SELECT product_id, reserved FROM products
-             WHERE store_id = $1 AND product_id = ANY($2) ORDER BY product_id FOR UPDATE",
-            // Sorted so that concurrent imports create new rows in the same order and cannot
-            // deadlock on each other's uncommitted inserts.
-            concat!(
-                "INSERT INTO products (store_id, product_id, name, category, price_minor, currency, on_hand,
-                                       reserved, created_at, updated_at)
-                 SELECT $1, p.product_id, p.name, p.category, p.price_minor, p.currency, p.on_hand, 0, ",
-                at_micros!("p.created"),
-                ", ",
-                at_micros!("p.updated"),
-                " FROM unnest($2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], $6::TEXT[], $7::BIGINT[],
-                              $8::BIGINT[], $9::BIGINT[])
-                     AS p (product_id, name, category, price_minor, currency, on_hand, created, updated)
-                 ORDER BY p.product_id
-                 ON CONFLICT (store_id, product_id) DO UPDATE SET
-                     name = excluded.name, category = excluded.category, price_minor = excluded.price_minor,
-                     currency = excluded.currency, on_hand = excluded.on_hand, updated_at = excluded.updated_at
-                 RETURNING ",
-                product_columns!()
-            ),
-        ],
-    )
-    .await?;
+async fn upsert_products(
+    tx: &Transaction<'_>,
+    store_id: &StoreId,
+    products: &[ProductInput],
+) -> Result<Vec<Product>> {
+    let [lock, upsert] = prepare_all(tx, [LOCK_RESERVED, UPSERT_PRODUCTS]).await?;
     let ids: Vec<&str> = products.iter().map(|p| p.product_id.as_str()).collect();
     let reserved: HashMap<String, i64> = tx
         .query(&lock, &[&store_id.as_str(), &ids])
@@ -449,7 +529,13 @@ async fn upsert_products(tx: &Transaction<'_>, store_id: &StoreId, products: &[P
         .collect::<Result<_>>()?;
     // Products are new (nothing reserved) or locked above, so these checks hold until commit.
     for product in products {
-        StockLevel::new(product.on_hand, reserved.get(product.product_id.as_str()).copied().unwrap_or(0))?;
+        StockLevel::new(
+            product.on_hand,
+            reserved
+                .get(product.product_id.as_str())
+                .copied()
+                .unwrap_or(0),
+        )?;
     }
 
     // A product listed twice ends up as its last entry says, created when its first was.
@@ -471,7 +557,17 @@ async fn upsert_products(tx: &Transaction<'_>, store_id: &StoreId, products: &[P
     let updated: Vec<i64> = rows.iter().map(|(p, _)| micros(p.now)).collect();
     tx.query(
         &upsert,
-        &[&store_id.as_str(), &ids, &names, &categories, &prices, &currencies, &on_hands, &created, &updated],
+        &[
+            &store_id.as_str(),
+            &ids,
+            &names,
+            &categories,
+            &prices,
+            &currencies,
+            &on_hands,
+            &created,
+            &updated,
+        ],
     )
     .await?
     .iter()

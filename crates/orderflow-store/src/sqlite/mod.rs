@@ -40,11 +40,17 @@ fn from_micros(value: i64) -> Result<OffsetDateTime> {
 }
 
 fn parse<T: std::str::FromStr>(column: &str, text: &str) -> Result<T> {
-    text.parse().map_err(|_| Error::Corrupt(format!("{column} holds {text:?}")))
+    text.parse()
+        .map_err(|_| Error::Corrupt(format!("{column} holds {text:?}")))
 }
 
 fn is_unique_violation(error: &rusqlite::Error) -> bool {
-    error.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation)
+    matches!(
+        error,
+        rusqlite::Error::SqliteFailure(failure, _)
+            if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+    )
 }
 
 #[derive(Debug)]
@@ -61,7 +67,11 @@ struct ReaderPool {
 
 impl ReaderPool {
     fn take(&self) -> Result<Connection> {
-        let idle = self.idle.lock().map_err(|_| Error::unavailable("reader pool poisoned"))?.pop();
+        let idle = self
+            .idle
+            .lock()
+            .map_err(|_| Error::unavailable("reader pool poisoned"))?
+            .pop();
         match idle {
             Some(connection) => Ok(connection),
             None => {
@@ -86,7 +96,12 @@ fn open_connection(path: &str) -> Result<Connection> {
     connection.pragma_update(None, "journal_mode", "WAL")?;
     connection.pragma_update(None, "synchronous", "FULL")?;
     connection.pragma_update(None, "foreign_keys", true)?;
+    // Each request's savepoint journals the pages it touches; keep that journal in memory.
+    connection.pragma_update(None, "temp_store", "MEMORY")?;
+    connection.pragma_update(None, "cache_size", -65_536)?;
     connection.busy_timeout(std::time::Duration::from_secs(5))?;
+    // Every statement of the order path stays prepared; the default of 16 would thrash.
+    connection.set_prepared_statement_cache_capacity(128);
     Ok(connection)
 }
 
@@ -100,7 +115,10 @@ impl SqliteStore {
                 .run(&mut connection)
                 .map_err(|error| Error::Migration(Box::new(error)))?;
             let writer = Writer::start(connection)?;
-            let readers = Arc::new(ReaderPool { path, idle: Mutex::new(Vec::new()) });
+            let readers = Arc::new(ReaderPool {
+                path,
+                idle: Mutex::new(Vec::new()),
+            });
             Ok(Self { writer, readers })
         })
         .await
@@ -127,13 +145,21 @@ impl SqliteStore {
 #[async_trait]
 impl crate::Store for SqliteStore {
     async fn readiness(&self) -> Result<Readiness> {
-        let latest_migration = common::latest_version(embedded::migrations::runner().get_migrations());
+        let latest_migration =
+            common::latest_version(embedded::migrations::runner().get_migrations());
         self.read(move |c| {
             let applied_migration = c
-                .query_row("SELECT MAX(version) FROM refinery_schema_history", [], |row| row.get(0))
+                .query_row(
+                    "SELECT MAX(version) FROM refinery_schema_history",
+                    [],
+                    |row| row.get(0),
+                )
                 .optional()?
                 .flatten();
-            Ok(Readiness { applied_migration, latest_migration })
+            Ok(Readiness {
+                applied_migration,
+                latest_migration,
+            })
         })
         .await
     }
@@ -165,24 +191,31 @@ impl crate::Store for SqliteStore {
     async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey> {
         self.writer
             .write(move |c| {
-                c.prepare_cached(
-                    "INSERT INTO api_keys (key_id, token_hash, role, store_id, customer_id, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )?
-                .execute(params![
+                let inserted = c
+                    .prepare_cached(
+                        "INSERT INTO api_keys (key_id, token_hash, role, store_id, customer_id, created_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )?
+                    .execute(params![
                     key.key_id,
                     key.token_hash,
                     key.role.as_str(),
                     key.store_id.as_ref().map(StoreId::as_str),
                     key.customer_id.as_ref().map(|c| c.as_str()),
                     micros(key.now)
-                ])?;
+                ]);
+                match inserted {
+                    Err(error) if is_unique_violation(&error) => {
+                        return Err(Error::AlreadyExists(format!("api key {}", key.key_id)));
+                    }
+                    other => other?,
+                };
                 Ok(ApiKey {
                     key_id: key.key_id,
                     role: key.role,
                     store_id: key.store_id,
                     customer_id: key.customer_id,
-                    created_at: key.now,
+                    created_at: from_micros(micros(key.now))?,
                 })
             })
             .await
@@ -227,7 +260,11 @@ impl crate::Store for SqliteStore {
             .await
     }
 
-    async fn import_products(&self, store_id: &StoreId, products: Vec<ProductInput>) -> Result<usize> {
+    async fn import_products(
+        &self,
+        store_id: &StoreId,
+        products: Vec<ProductInput>,
+    ) -> Result<usize> {
         let store_id = store_id.clone();
         self.writer
             .write(move |c| {
@@ -241,10 +278,15 @@ impl crate::Store for SqliteStore {
 
     async fn get_product(&self, store_id: &StoreId, product_id: &ProductId) -> Result<Product> {
         let (store_id, product_id) = (store_id.clone(), product_id.clone());
-        self.read(move |c| read_product(c, &store_id, &product_id)).await
+        self.read(move |c| read_product(c, &store_id, &product_id))
+            .await
     }
 
-    async fn list_products(&self, store_id: &StoreId, page: PageRequest<ProductId>) -> Result<Page<Product>> {
+    async fn list_products(
+        &self,
+        store_id: &StoreId,
+        page: PageRequest<ProductId>,
+    ) -> Result<Page<Product>> {
         let store_id = store_id.clone();
         self.read(move |c| {
             let after = page.after.as_ref().map(ProductId::as_str).unwrap_or("");
@@ -252,8 +294,15 @@ impl crate::Store for SqliteStore {
                 "SELECT {PRODUCT_COLUMNS} FROM products WHERE store_id = ?1 AND product_id > ?2
                  ORDER BY product_id LIMIT ?3"
             ))?;
-            let rows = statement.query_map(params![store_id.as_str(), after, page.limit + 1], product_row)?;
-            let mut items = rows.collect::<rusqlite::Result<Vec<_>>>()?.into_iter().map(|r| r.into_product()).collect::<Result<Vec<_>>>()?;
+            let rows = statement.query_map(
+                params![store_id.as_str(), after, page.limit.saturating_add(1)],
+                product_row,
+            )?;
+            let mut items = rows
+                .collect::<rusqlite::Result<Vec<_>>>()?
+                .into_iter()
+                .map(|r| r.into_product())
+                .collect::<Result<Vec<_>>>()?;
             let has_more = items.len() > page.limit as usize;
             items.truncate(page.limit as usize);
             Ok(Page { items, has_more })
@@ -261,7 +310,12 @@ impl crate::Store for SqliteStore {
         .await
     }
 
-    async fn adjust_stock(&self, store_id: &StoreId, product_id: &ProductId, delta: i64) -> Result<Product> {
+    async fn adjust_stock(
+        &self,
+        store_id: &StoreId,
+        product_id: &ProductId,
+        delta: i64,
+    ) -> Result<Product> {
         let (store_id, product_id) = (store_id.clone(), product_id.clone());
         self.writer
             .write(move |c| {
@@ -292,12 +346,16 @@ impl crate::Store for SqliteStore {
 
     async fn edit_order(&self, scope: &Scope, edit: EditOrder) -> Result<Order> {
         let scope = scope.clone();
-        self.writer.write(move |c| edit_order(c, &scope, &edit)).await
+        self.writer
+            .write(move |c| edit_order(c, &scope, &edit))
+            .await
     }
 
     async fn cancel_order(&self, scope: &Scope, cancel: CancelOrder) -> Result<Order> {
         let scope = scope.clone();
-        self.writer.write(move |c| cancel_order(c, &scope, &cancel)).await
+        self.writer
+            .write(move |c| cancel_order(c, &scope, &cancel))
+            .await
     }
 
     async fn list_orders(&self, scope: &Scope, filter: OrderFilter) -> Result<Page<Order>> {
@@ -339,15 +397,23 @@ fn read_store(c: &Connection, store_id: &StoreId) -> Result<StoreRecord> {
     let row = c
         .prepare_cached("SELECT name, platform, created_at FROM stores WHERE store_id = ?1")?
         .query_row([store_id.as_str()], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?, row.get::<_, i64>(2)?))
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, Option<String>>(1)?,
+                row.get::<_, i64>(2)?,
+            ))
         })
         .optional()?
         .ok_or(Error::NotFound)?;
-    Ok(StoreRecord { store_id: store_id.clone(), name: row.0, platform: row.1, created_at: from_micros(row.2)? })
+    Ok(StoreRecord {
+        store_id: store_id.clone(),
+        name: row.0,
+        platform: row.1,
+        created_at: from_micros(row.2)?,
+    })
 }
 
-const PRODUCT_COLUMNS: &str =
-    "store_id, product_id, name, category, price_minor, currency, on_hand, reserved, created_at, updated_at";
+const PRODUCT_COLUMNS: &str = "store_id, product_id, name, category, price_minor, currency, on_hand, reserved, created_at, updated_at";
 
 struct ProductRow {
     store_id: String,
@@ -395,15 +461,21 @@ impl ProductRow {
 }
 
 fn read_product(c: &Connection, store_id: &StoreId, product_id: &ProductId) -> Result<Product> {
-    c.prepare_cached(&format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE store_id = ?1 AND product_id = ?2"))?
-        .query_row([store_id.as_str(), product_id.as_str()], product_row)
-        .optional()?
-        .ok_or(Error::NotFound)?
-        .into_product()
+    c.prepare_cached(&format!(
+        "SELECT {PRODUCT_COLUMNS} FROM products WHERE store_id = ?1 AND product_id = ?2"
+    ))?
+    .query_row([store_id.as_str(), product_id.as_str()], product_row)
+    .optional()?
+    .ok_or(Error::NotFound)?
+    .into_product()
 }
 
 /// The stock level and unit price of a product, if the store has it.
-fn read_level(c: &Connection, store_id: &StoreId, product_id: &ProductId) -> Result<Option<(StockLevel, i64, Currency)>> {
+fn read_level(
+    c: &Connection,
+    store_id: &StoreId,
+    product_id: &ProductId,
+) -> Result<Option<(StockLevel, i64, Currency)>> {
     let row = c
         .prepare_cached(
             "SELECT on_hand, reserved, price_minor, currency FROM products WHERE store_id = ?1 AND product_id = ?2",
@@ -413,13 +485,15 @@ fn read_level(c: &Connection, store_id: &StoreId, product_id: &ProductId) -> Res
         })
         .optional()?;
     row.map(|(on_hand, reserved, price, currency)| {
-        let level = StockLevel::new(on_hand, reserved).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let level =
+            StockLevel::new(on_hand, reserved).map_err(|e| Error::Corrupt(e.to_string()))?;
         Ok((level, price, parse("currency", &currency)?))
     })
     .transpose()
 }
 
 fn upsert_product(c: &Connection, store_id: &StoreId, product: &ProductInput) -> Result<()> {
+    read_store(c, store_id)?;
     if let Some((level, _, _)) = read_level(c, store_id, &product.product_id)? {
         level.with_on_hand(product.on_hand)?;
     } else {
@@ -445,19 +519,33 @@ fn upsert_product(c: &Connection, store_id: &StoreId, product: &ProductInput) ->
     Ok(())
 }
 
-fn change_reserved(c: &Connection, store_id: &StoreId, product_id: &ProductId, delta: i64, now: OffsetDateTime) -> Result<()> {
+fn change_reserved(
+    c: &Connection,
+    store_id: &StoreId,
+    product_id: &ProductId,
+    delta: i64,
+    now: OffsetDateTime,
+) -> Result<()> {
     let changed = c
         .prepare_cached(
             "UPDATE products SET reserved = reserved + ?1, updated_at = ?2 WHERE store_id = ?3 AND product_id = ?4",
         )?
         .execute(params![delta, micros(now), store_id.as_str(), product_id.as_str()])?;
     if changed != 1 {
-        return Err(Error::Corrupt(format!("product {product_id} vanished while reserving")));
+        return Err(Error::Corrupt(format!(
+            "product {product_id} vanished while reserving"
+        )));
     }
     Ok(())
 }
 
-fn append_event(c: &Connection, order_id: &OrderId, at: OffsetDateTime, status: OrderStatus, note: Option<&str>) -> Result<()> {
+fn append_event(
+    c: &Connection,
+    order_id: &OrderId,
+    at: OffsetDateTime,
+    status: OrderStatus,
+    note: Option<&str>,
+) -> Result<()> {
     c.prepare_cached(
         "INSERT INTO order_events (order_id, seq, at, status, note)
          VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM order_events WHERE order_id = ?1), ?2, ?3, ?4)",
@@ -503,16 +591,30 @@ fn place_order(c: &Connection, order: &PlaceOrder) -> Result<Placement> {
             known.insert(line.product_id.clone(), found);
         }
     }
-    let plan = plan_reservation(&order.lines, |id| known.get(id).map(|k| k.0), order.allow_partial)
-        .map_err(Error::Refused)?;
+    let plan = plan_reservation(
+        &order.lines,
+        |id| known.get(id).map(|k| k.0),
+        order.allow_partial,
+    )
+    .map_err(Error::Refused)?;
     let lines = common::price(&plan.reserve, |id| known.get(id).map(|k| (k.1, k.2)));
     let (currency, total_minor) = common::total(&lines)?;
     let transition = status::placement(!plan.backorder.is_empty());
 
     for line in &lines {
-        change_reserved(c, &order.store_id, &line.product_id, i64::from(line.quantity.get()), order.now)?;
+        change_reserved(
+            c,
+            &order.store_id,
+            &line.product_id,
+            i64::from(line.quantity.get()),
+            order.now,
+        )?;
     }
-    let customer_id = order.customer.as_ref().and_then(|c| c.customer_id.as_ref()).map(|id| id.as_str());
+    let customer_id = order
+        .customer
+        .as_ref()
+        .and_then(|c| c.customer_id.as_ref())
+        .map(|id| id.as_str());
     c.prepare_cached(
         "INSERT INTO orders (order_id, store_id, external_id, customer_id, status, customer, shipping_address,
                              currency, total_minor, version, created_at, updated_at)
@@ -534,8 +636,20 @@ fn place_order(c: &Connection, order: &PlaceOrder) -> Result<Placement> {
         c.prepare_cached("INSERT INTO backorders (order_id, product_id, quantity, created_at) VALUES (?1, ?2, ?3, ?4)")?
             .execute(params![order.order_id.as_str(), shortfall.product_id.as_str(), shortfall.missing(), micros(order.now)])?;
     }
-    append_event(c, &order.order_id, order.now, OrderStatus::Pending, Some("placed"))?;
-    append_event(c, &order.order_id, order.now, transition.to(), common::placement_note(&plan))?;
+    append_event(
+        c,
+        &order.order_id,
+        order.now,
+        OrderStatus::Pending,
+        Some("placed"),
+    )?;
+    append_event(
+        c,
+        &order.order_id,
+        order.now,
+        transition.to(),
+        common::placement_note(&plan),
+    )?;
 
     let receipt = Receipt {
         order_id: order.order_id.clone(),
@@ -555,7 +669,10 @@ fn place_order(c: &Connection, order: &PlaceOrder) -> Result<Placement> {
             micros(order.now)
         ])?;
     }
-    Ok(Placement { receipt, replayed: false })
+    Ok(Placement {
+        receipt,
+        replayed: false,
+    })
 }
 
 struct OrderHead {
@@ -567,9 +684,16 @@ struct OrderHead {
 /// The order's store, status and version, if `scope` may see it.
 fn read_head(c: &Connection, scope: &Scope, order_id: &OrderId) -> Result<OrderHead> {
     let row = c
-        .prepare_cached("SELECT store_id, customer_id, status, version FROM orders WHERE order_id = ?1")?
+        .prepare_cached(
+            "SELECT store_id, customer_id, status, version FROM orders WHERE order_id = ?1",
+        )?
         .query_row([order_id.as_str()], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?, row.get::<_, String>(2)?, row.get::<_, i64>(3)?))
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, Option<String>>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, i64>(3)?,
+            ))
         })
         .optional()?
         .ok_or(Error::NotFound)?;
@@ -578,7 +702,11 @@ fn read_head(c: &Connection, scope: &Scope, order_id: &OrderId) -> Result<OrderH
     if !scope.admits(&store_id, customer_id.as_ref()) {
         return Err(Error::NotFound);
     }
-    Ok(OrderHead { store_id, status: parse("status", &row.2)?, version: row.3 })
+    Ok(OrderHead {
+        store_id,
+        status: parse("status", &row.2)?,
+        version: row.3,
+    })
 }
 
 fn read_lines(c: &Connection, order_id: &OrderId) -> Result<Vec<PricedLine>> {
@@ -586,7 +714,12 @@ fn read_lines(c: &Connection, order_id: &OrderId) -> Result<Vec<PricedLine>> {
         "SELECT product_id, quantity, unit_price_minor, currency FROM order_lines WHERE order_id = ?1 ORDER BY line_no",
     )?;
     let rows = statement.query_map([order_id.as_str()], |row| {
-        Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?, row.get::<_, String>(3)?))
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, i64>(1)?,
+            row.get::<_, i64>(2)?,
+            row.get::<_, String>(3)?,
+        ))
     })?;
     rows.map(|row| {
         let (product_id, quantity, unit_price_minor, currency) = row?;
@@ -626,21 +759,35 @@ fn read_order(c: &Connection, scope: &Scope, order_id: &OrderId) -> Result<Order
         "SELECT product_id, quantity FROM backorders WHERE order_id = ?1 ORDER BY product_id",
     )?;
     let backorder = backorder_statement
-        .query_map([order_id.as_str()], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?
+        .query_map([order_id.as_str()], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        })?
         .map(|row| {
             let (product_id, quantity) = row?;
-            Ok(BackorderLine { product_id: parse("product_id", &product_id)?, quantity: common::quantity(quantity)? })
+            Ok(BackorderLine {
+                product_id: parse("product_id", &product_id)?,
+                quantity: common::quantity(quantity)?,
+            })
         })
         .collect::<Result<Vec<_>>>()?;
-    let mut event_statement =
-        c.prepare_cached("SELECT at, status, note FROM order_events WHERE order_id = ?1 ORDER BY seq")?;
+    let mut event_statement = c.prepare_cached(
+        "SELECT at, status, note FROM order_events WHERE order_id = ?1 ORDER BY seq",
+    )?;
     let timeline = event_statement
         .query_map([order_id.as_str()], |row| {
-            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, Option<String>>(2)?))
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, Option<String>>(2)?,
+            ))
         })?
         .map(|row| {
             let (at, status, note) = row?;
-            Ok(TimelineEntry { at: from_micros(at)?, status: parse("status", &status)?, note })
+            Ok(TimelineEntry {
+                at: from_micros(at)?,
+                status: parse("status", &status)?,
+                note,
+            })
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(Order {
@@ -666,7 +813,9 @@ fn edit_order(c: &Connection, scope: &Scope, edit: &EditOrder) -> Result<Order> 
     if let Some(expected) = edit.expected_version
         && expected != head.version
     {
-        return Err(Error::VersionMismatch { current: head.version });
+        return Err(Error::VersionMismatch {
+            current: head.version,
+        });
     }
     if !status::editable(head.status) {
         return Err(Error::NotEditable(head.status));
@@ -681,28 +830,50 @@ fn edit_order(c: &Connection, scope: &Scope, edit: &EditOrder) -> Result<Order> 
                 known.insert(line.product_id.clone(), found);
             }
         }
-        let plan = plan_edit(&held, new_lines, |id| known.get(id).map(|k| k.0)).map_err(Error::Refused)?;
+        let plan =
+            plan_edit(&held, new_lines, |id| known.get(id).map(|k| k.0)).map_err(Error::Refused)?;
         let lines = common::price(new_lines.as_slice(), |id| known.get(id).map(|k| (k.1, k.2)));
         let (currency, total_minor) = common::total(&lines)?;
         for (product_id, delta) in &plan.deltas {
             change_reserved(c, &head.store_id, product_id, *delta, edit.now)?;
         }
-        c.prepare_cached("DELETE FROM order_lines WHERE order_id = ?1")?.execute([edit.order_id.as_str()])?;
-        c.prepare_cached("DELETE FROM backorders WHERE order_id = ?1")?.execute([edit.order_id.as_str()])?;
+        c.prepare_cached("DELETE FROM order_lines WHERE order_id = ?1")?
+            .execute([edit.order_id.as_str()])?;
+        c.prepare_cached("DELETE FROM backorders WHERE order_id = ?1")?
+            .execute([edit.order_id.as_str()])?;
         insert_lines(c, &edit.order_id, &lines)?;
         c.prepare_cached("UPDATE orders SET currency = ?1, total_minor = ?2 WHERE order_id = ?3")?
-            .execute(params![currency.as_ref().map(Currency::as_str), total_minor, edit.order_id.as_str()])?;
+            .execute(params![
+                currency.as_ref().map(Currency::as_str),
+                total_minor,
+                edit.order_id.as_str()
+            ])?;
         if let Some(transition) = status::after_edit(head.status, false) {
             new_status = transition.to();
-            append_event(c, &edit.order_id, edit.now, new_status, Some("lines edited; all units reserved"))?;
+            append_event(
+                c,
+                &edit.order_id,
+                edit.now,
+                new_status,
+                Some("lines edited; all units reserved"),
+            )?;
         }
     }
     if let Some(address) = &edit.shipping_address {
         c.prepare_cached("UPDATE orders SET shipping_address = ?1 WHERE order_id = ?2")?
-            .execute(params![common::to_json(&Some(address))?, edit.order_id.as_str()])?;
+            .execute(params![
+                common::to_json(&Some(address))?,
+                edit.order_id.as_str()
+            ])?;
     }
-    c.prepare_cached("UPDATE orders SET status = ?1, version = version + 1, updated_at = ?2 WHERE order_id = ?3")?
-        .execute(params![new_status.as_str(), micros(edit.now), edit.order_id.as_str()])?;
+    c.prepare_cached(
+        "UPDATE orders SET status = ?1, version = version + 1, updated_at = ?2 WHERE order_id = ?3",
+    )?
+    .execute(params![
+        new_status.as_str(),
+        micros(edit.now),
+        edit.order_id.as_str()
+    ])?;
     read_order(c, scope, &edit.order_id)
 }
 
@@ -714,18 +885,34 @@ fn cancel_order(c: &Connection, scope: &Scope, cancel: &CancelOrder) -> Result<O
         Cancellation::TooLate(status) => return Err(Error::TooLateToCancel(status)),
     };
     for line in read_lines(c, &cancel.order_id)? {
-        change_reserved(c, &head.store_id, &line.product_id, -i64::from(line.quantity.get()), cancel.now)?;
+        change_reserved(
+            c,
+            &head.store_id,
+            &line.product_id,
+            -i64::from(line.quantity.get()),
+            cancel.now,
+        )?;
     }
-    c.prepare_cached("DELETE FROM backorders WHERE order_id = ?1")?.execute([cancel.order_id.as_str()])?;
+    c.prepare_cached("DELETE FROM backorders WHERE order_id = ?1")?
+        .execute([cancel.order_id.as_str()])?;
     let changed = c
         .prepare_cached(
             "UPDATE orders SET status = ?1, version = version + 1, updated_at = ?2 WHERE order_id = ?3 AND status = ?4",
         )?
         .execute(params![transition.to().as_str(), micros(cancel.now), cancel.order_id.as_str(), transition.from().as_str()])?;
     if changed != 1 {
-        return Err(Error::Corrupt(format!("order {} changed status under the writer", cancel.order_id)));
+        return Err(Error::Corrupt(format!(
+            "order {} changed status under the writer",
+            cancel.order_id
+        )));
     }
-    append_event(c, &cancel.order_id, cancel.now, transition.to(), cancel.reason.as_deref())?;
+    append_event(
+        c,
+        &cancel.order_id,
+        cancel.now,
+        transition.to(),
+        cancel.reason.as_deref(),
+    )?;
     read_order(c, scope, &cancel.order_id)
 }
 
@@ -759,11 +946,20 @@ fn list_orders(c: &Connection, scope: &Scope, filter: &OrderFilter) -> Result<Pa
     if let Some(before) = &filter.before {
         add("order_id < ?", before.to_string());
     }
-    let where_clause = if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
-    let sql = format!("SELECT order_id FROM orders {where_clause} ORDER BY order_id DESC LIMIT {}", filter.limit + 1);
+    let where_clause = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT order_id FROM orders {where_clause} ORDER BY order_id DESC LIMIT {}",
+        filter.limit.saturating_add(1)
+    );
     let mut statement = c.prepare_cached(&sql)?;
     let ids = statement
-        .query_map(rusqlite::params_from_iter(values.iter()), |row| row.get::<_, String>(0))?
+        .query_map(rusqlite::params_from_iter(values.iter()), |row| {
+            row.get::<_, String>(0)
+        })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let has_more = ids.len() > filter.limit as usize;
     let items = ids

@@ -57,15 +57,28 @@ impl Writer {
                 let _ = reply.send(result);
             })
         });
-        self.jobs.send(job).map_err(|_| Error::unavailable("the SQLite writer has stopped"))?;
-        answer.await.map_err(|_| Error::unavailable("the SQLite writer has stopped"))?
+        self.jobs
+            .send(job)
+            .map_err(|_| Error::unavailable("the SQLite writer has stopped"))?;
+        answer
+            .await
+            .map_err(|_| Error::unavailable("the SQLite writer has stopped"))?
     }
 }
 
-fn in_savepoint<T>(connection: &Connection, operation: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-    connection.prepare_cached("SAVEPOINT request")?.execute([])?;
+fn in_savepoint<T>(
+    connection: &Connection,
+    operation: impl FnOnce(&Connection) -> Result<T>,
+) -> Result<T> {
+    connection
+        .prepare_cached("SAVEPOINT request")?
+        .execute([])?;
     let outcome = operation(connection);
-    let finish = if outcome.is_ok() { "RELEASE request" } else { "ROLLBACK TO request" };
+    let finish = if outcome.is_ok() {
+        "RELEASE request"
+    } else {
+        "ROLLBACK TO request"
+    };
     connection.prepare_cached(finish)?.execute([])?;
     if outcome.is_err() {
         connection.prepare_cached("RELEASE request")?.execute([])?;

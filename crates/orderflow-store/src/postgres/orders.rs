@@ -1,0 +1,748 @@
+//! Orders on PostgreSQL: placing, editing and cancelling them under row locks, and reading them
+//! back with their lines, backorders and timeline.
+//!
+//! Once a transaction holds every lock it needs, its writes are pipelined: prepared first,
+//! then sent together with `try_join!(biased; …)`, which polls, and so sends, them in the
+//! order written. The server runs them one after the other, so a statement still sees the
+//! effects of those before it, as it would if each were awaited in turn.
+
+use std::collections::HashMap;
+
+use deadpool_postgres::{Client, Transaction};
+use orderflow_domain::status::{self, Cancellation};
+use orderflow_domain::{
+    Currency, CustomerId, OrderId, OrderLine, OrderStatus, StockLevel, StoreId, TimelineEntry,
+    plan_edit, plan_reservation,
+};
+use tokio_postgres::{IsolationLevel, Row, Statement};
+
+use super::{Param, from_micros, micros, parse, prepare_all};
+use crate::common;
+use crate::error::{Error, Result};
+use crate::model::*;
+
+type PgResult<T> = std::result::Result<T, tokio_postgres::Error>;
+
+const CLAIM_KEY: &str = concat!(
+    "INSERT INTO idempotency_keys (store_id, key, request_hash, receipt, created_at)
+     VALUES ($1, $2, $3, NULL, ",
+    at_micros!("$4"),
+    ") ON CONFLICT DO NOTHING"
+);
+const EARLIER_KEY: &str = "SELECT request_hash, receipt::TEXT AS receipt FROM idempotency_keys
+     WHERE store_id = $1 AND key = $2";
+const RECORD_RECEIPT: &str =
+    "UPDATE idempotency_keys SET receipt = $3::TEXT::JSONB WHERE store_id = $1 AND key = $2";
+
+const LOCK_ORDER: &str =
+    "SELECT store_id, customer_id, status, version FROM orders WHERE order_id = $1 FOR UPDATE";
+/// One statement in `product_id` order, so that every transaction takes product locks in the
+/// same order.
+const LOCK_PRODUCTS: &str =
+    "SELECT product_id, on_hand, reserved, price_minor, currency FROM products
+     WHERE store_id = $1 AND product_id = ANY($2) ORDER BY product_id FOR UPDATE";
+/// The rows must be locked already (with [`LOCK_PRODUCTS`]): an UPDATE locks rows in no
+/// particular order.
+const CHANGE_RESERVED: &str = concat!(
+    "UPDATE products SET reserved = products.reserved + d.delta, updated_at = ",
+    at_micros!("$4"),
+    " FROM unnest($2::TEXT[], $3::BIGINT[]) AS d (product_id, delta)
+     WHERE products.store_id = $1 AND products.product_id = d.product_id"
+);
+
+const INSERT_ORDER: &str = concat!(
+    "INSERT INTO orders (order_id, store_id, external_id, customer_id, status, customer,
+                         shipping_address, currency, total_minor, version, created_at, updated_at)
+     VALUES ($1, $2, NULL, $3, $4, $5::TEXT::JSONB, $6::TEXT::JSONB, $7, $8, 1, ",
+    at_micros!("$9"),
+    ", ",
+    at_micros!("$9"),
+    ")"
+);
+const INSERT_LINES: &str =
+    "INSERT INTO order_lines (order_id, line_no, product_id, quantity, unit_price_minor, currency)
+     SELECT $1::TEXT, l.line_no, l.product_id, l.quantity, l.unit_price_minor, l.currency
+     FROM unnest($2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::TEXT[])
+          WITH ORDINALITY AS l (product_id, quantity, unit_price_minor, currency, line_no)";
+const INSERT_BACKORDERS: &str = concat!(
+    "INSERT INTO backorders (order_id, product_id, quantity, created_at)
+     SELECT $1::TEXT, b.product_id, b.quantity, ",
+    at_micros!("$4"),
+    " FROM unnest($2::TEXT[], $3::BIGINT[]) AS b (product_id, quantity)"
+);
+const APPEND_EVENTS: &str = concat!(
+    "INSERT INTO order_events (order_id, seq, at, status, note)
+     SELECT $1::TEXT,
+            (SELECT COALESCE(MAX(seq), 0) FROM order_events WHERE order_id = $1::TEXT) + e.n, ",
+    at_micros!("$2"),
+    ", e.status, e.note
+     FROM unnest($3::TEXT[], $4::TEXT[]) WITH ORDINALITY AS e (status, note, n)"
+);
+
+const DELETE_LINES: &str = "DELETE FROM order_lines WHERE order_id = $1";
+const DELETE_BACKORDERS: &str = "DELETE FROM backorders WHERE order_id = $1";
+const SET_TOTAL: &str = "UPDATE orders SET currency = $2, total_minor = $3 WHERE order_id = $1";
+/// An edit without a new address (`$4` NULL) keeps the old one.
+const FINISH_EDIT: &str = concat!(
+    "UPDATE orders SET status = $2, version = version + 1, updated_at = ",
+    at_micros!("$3"),
+    ", shipping_address = COALESCE($4::TEXT::JSONB, shipping_address) WHERE order_id = $1"
+);
+const SET_CANCELLED: &str = concat!(
+    "UPDATE orders SET status = $2, version = version + 1, updated_at = ",
+    at_micros!("$3"),
+    " WHERE order_id = $1 AND status = $4"
+);
+
+const ORDER_ROWS: &str = concat!(
+    "SELECT order_id, store_id, external_id, customer_id, status, customer::TEXT AS customer,
+            shipping_address::TEXT AS shipping_address, currency, total_minor, version, ",
+    micros_of!("created_at"),
+    ", ",
+    micros_of!("updated_at"),
+    " FROM orders WHERE order_id = ANY($1)"
+);
+const LINE_ROWS: &str =
+    "SELECT order_id, product_id, quantity, unit_price_minor, currency FROM order_lines
+     WHERE order_id = ANY($1) ORDER BY order_id, line_no";
+// "C" orders the backorder lines bytewise, as SQLite does.
+const BACKORDER_ROWS: &str = "SELECT order_id, product_id, quantity FROM backorders
+     WHERE order_id = ANY($1) ORDER BY order_id, product_id COLLATE \"C\"";
+const EVENT_ROWS: &str = concat!(
+    "SELECT order_id, status, note, ",
+    micros_of!("at"),
+    " FROM order_events WHERE order_id = ANY($1) ORDER BY order_id, seq"
+);
+
+/// What an order line needs to know about its product.
+struct Stock {
+    level: StockLevel,
+    price_minor: i64,
+    currency: Currency,
+}
+
+struct OrderHead {
+    store_id: StoreId,
+    status: OrderStatus,
+    version: i64,
+}
+
+pub(super) async fn place_order(client: &mut Client, order: &PlaceOrder) -> Result<Placement> {
+    let store_id = order.store_id.as_str();
+    let now = micros(order.now);
+    let tx = client.transaction().await?;
+    if let Some(idempotency) = &order.idempotency {
+        let claim = tx.prepare_cached(CLAIM_KEY).await?;
+        let params: [Param<'_>; 4] = [&store_id, &idempotency.key, &idempotency.request_hash, &now];
+        let claimed = tx.execute(&claim, &params).await?;
+        // The INSERT waits for a transaction that claimed the key first. If it inserts nothing,
+        // that transaction committed and this request is a retry (or a reuse) of it.
+        if claimed == 0 {
+            tx.rollback().await?;
+            return replay(client, &order.store_id, idempotency).await;
+        }
+    }
+
+    let product_ids: Vec<&str> = order
+        .lines
+        .iter()
+        .map(|line| line.product_id.as_str())
+        .collect();
+    let known = lock_products(&tx, &order.store_id, &product_ids).await?;
+    let plan = plan_reservation(
+        &order.lines,
+        |id| known.get(id.as_str()).map(|k| k.level),
+        order.allow_partial,
+    )
+    .map_err(Error::Refused)?;
+    let lines = common::price(&plan.reserve, |id| {
+        known.get(id.as_str()).map(|k| (k.price_minor, k.currency))
+    });
+    let (currency, total_minor) = common::total(&lines)?;
+    let transition = status::placement(!plan.backorder.is_empty());
+    let note = common::placement_note(&plan);
+    let receipt = Receipt {
+        order_id: order.order_id.clone(),
+        order_status: transition.to(),
+        products: plan.reserve,
+        unavailable: plan.backorder,
+    };
+    let receipt_json =
+        serde_json::to_string(&receipt).map_err(|e| Error::Corrupt(e.to_string()))?;
+
+    let reservations: Vec<(&str, i64)> = lines
+        .iter()
+        .map(|line| (line.product_id.as_str(), i64::from(line.quantity.get())))
+        .collect();
+    let (backordered, missing): (Vec<&str>, Vec<i64>) = receipt
+        .unavailable
+        .iter()
+        .map(|s| (s.product_id.as_str(), s.missing()))
+        .unzip();
+    let order_id = order.order_id.as_str();
+    let customer_id = order
+        .customer
+        .as_ref()
+        .and_then(|c| c.customer_id.as_ref())
+        .map(|id| id.as_str());
+    let order_params: [Param<'_>; 9] = [
+        &order_id,
+        &store_id,
+        &customer_id,
+        &transition.to().as_str(),
+        &common::to_json(&order.customer)?,
+        &common::to_json(&order.shipping_address)?,
+        &currency.as_ref().map(Currency::as_str),
+        &total_minor,
+        &now,
+    ];
+    let backorder_params: [Param<'_>; 4] = [&order_id, &backordered, &missing, &now];
+    let events = [
+        (OrderStatus::Pending, Some("placed")),
+        (transition.to(), note),
+    ];
+    let [
+        change_reserved_statement,
+        insert_order,
+        insert_lines_statement,
+        insert_backorders,
+        append,
+        record,
+    ] = prepare_all(
+        &tx,
+        [
+            CHANGE_RESERVED,
+            INSERT_ORDER,
+            INSERT_LINES,
+            INSERT_BACKORDERS,
+            APPEND_EVENTS,
+            RECORD_RECEIPT,
+        ],
+    )
+    .await?;
+    let (reserved, ..) = tokio::try_join!(
+        biased;
+        change_reserved(&tx, &change_reserved_statement, &order.store_id, &reservations, now),
+        tx.execute(&insert_order, &order_params),
+        insert_lines(&tx, &insert_lines_statement, &order.order_id, &lines),
+        tx.execute(&insert_backorders, &backorder_params),
+        append_events(&tx, &append, &order.order_id, now, &events),
+        async {
+            match &order.idempotency {
+                Some(idempotency) => {
+                    let params: [Param<'_>; 3] = [&store_id, &idempotency.key, &receipt_json];
+                    tx.execute(&record, &params).await
+                }
+                None => Ok(0),
+            }
+        },
+    )?;
+    if reserved != reservations.len() as u64 {
+        return Err(Error::Corrupt(format!(
+            "a product of order {order_id} vanished while reserving"
+        )));
+    }
+    tx.commit().await?;
+    Ok(Placement {
+        receipt,
+        replayed: false,
+    })
+}
+
+/// The answer given to the request that first used the idempotency key.
+async fn replay(
+    client: &Client,
+    store_id: &StoreId,
+    idempotency: &Idempotency,
+) -> Result<Placement> {
+    let statement = client.prepare_cached(EARLIER_KEY).await?;
+    // Keys are never deleted, and the receipt is written in the transaction that claims the key.
+    let vanished = || {
+        Error::Corrupt(format!(
+            "idempotency key {:?} has no receipt",
+            idempotency.key
+        ))
+    };
+    let row = client
+        .query_opt(&statement, &[&store_id.as_str(), &idempotency.key])
+        .await?
+        .ok_or_else(vanished)?;
+    let receipt: Option<&str> = row.try_get("receipt")?;
+    common::replay(
+        row.try_get("request_hash")?,
+        receipt.ok_or_else(vanished)?,
+        idempotency,
+    )
+}
+
+pub(super) async fn get_order(
+    client: &mut Client,
+    scope: &Scope,
+    order_id: &OrderId,
+) -> Result<Order> {
+    let tx = snapshot(client).await?;
+    let order = load_order(&tx, scope, order_id).await?;
+    tx.commit().await?;
+    Ok(order)
+}
+
+pub(super) async fn edit_order(
+    client: &mut Client,
+    scope: &Scope,
+    edit: &EditOrder,
+) -> Result<Order> {
+    let now = micros(edit.now);
+    let order_id = edit.order_id.as_str();
+    let tx = client.transaction().await?;
+    let head = lock_order(&tx, scope, &edit.order_id).await?;
+    if let Some(expected) = edit.expected_version
+        && expected != head.version
+    {
+        return Err(Error::VersionMismatch {
+            current: head.version,
+        });
+    }
+    if !status::editable(head.status) {
+        return Err(Error::NotEditable(head.status));
+    }
+
+    let mut new_status = head.status;
+    let mut events = Vec::new();
+    if let Some(new_lines) = &edit.lines {
+        let held: Vec<OrderLine> = read_lines(&tx, &edit.order_id)
+            .await?
+            .iter()
+            .map(PricedLine::as_order_line)
+            .collect();
+        let product_ids: Vec<&str> = held
+            .iter()
+            .chain(new_lines.iter())
+            .map(|line| line.product_id.as_str())
+            .collect();
+        let known = lock_products(&tx, &head.store_id, &product_ids).await?;
+        let plan = plan_edit(&held, new_lines, |id| {
+            known.get(id.as_str()).map(|k| k.level)
+        })
+        .map_err(Error::Refused)?;
+        let lines = common::price(new_lines.as_slice(), |id| {
+            known.get(id.as_str()).map(|k| (k.price_minor, k.currency))
+        });
+        let (currency, total_minor) = common::total(&lines)?;
+        let deltas: Vec<(&str, i64)> = plan
+            .deltas
+            .iter()
+            .map(|(id, delta)| (id.as_str(), *delta))
+            .collect();
+        let order_only: [Param<'_>; 1] = [&order_id];
+        let total_params: [Param<'_>; 3] = [
+            &order_id,
+            &currency.as_ref().map(Currency::as_str),
+            &total_minor,
+        ];
+        let [
+            change_reserved_statement,
+            delete_lines,
+            delete_backorders,
+            insert_lines_statement,
+            set_total,
+        ] = prepare_all(
+            &tx,
+            [
+                CHANGE_RESERVED,
+                DELETE_LINES,
+                DELETE_BACKORDERS,
+                INSERT_LINES,
+                SET_TOTAL,
+            ],
+        )
+        .await?;
+        let (changed, ..) = tokio::try_join!(
+            biased;
+            change_reserved(&tx, &change_reserved_statement, &head.store_id, &deltas, now),
+            tx.execute(&delete_lines, &order_only),
+            tx.execute(&delete_backorders, &order_only),
+            insert_lines(&tx, &insert_lines_statement, &edit.order_id, &lines),
+            tx.execute(&set_total, &total_params),
+        )?;
+        if changed != deltas.len() as u64 {
+            return Err(Error::Corrupt(format!(
+                "a product of order {order_id} vanished while reserving"
+            )));
+        }
+        if let Some(transition) = status::after_edit(head.status, false) {
+            new_status = transition.to();
+            events.push((new_status, Some("lines edited; all units reserved")));
+        }
+    }
+
+    let address = common::to_json(&edit.shipping_address)?;
+    let finish_params: [Param<'_>; 4] = [&order_id, &new_status.as_str(), &now, &address];
+    let [finish, append] = prepare_all(&tx, [FINISH_EDIT, APPEND_EVENTS]).await?;
+    tokio::try_join!(
+        biased;
+        tx.execute(&finish, &finish_params),
+        append_events(&tx, &append, &edit.order_id, now, &events),
+    )?;
+    let order = load_order(&tx, scope, &edit.order_id).await?;
+    tx.commit().await?;
+    Ok(order)
+}
+
+pub(super) async fn cancel_order(
+    client: &mut Client,
+    scope: &Scope,
+    cancel: &CancelOrder,
+) -> Result<Order> {
+    let now = micros(cancel.now);
+    let order_id = cancel.order_id.as_str();
+    let tx = client.transaction().await?;
+    let head = lock_order(&tx, scope, &cancel.order_id).await?;
+    let transition = match status::cancellation(head.status) {
+        Cancellation::Cancel(transition) => transition,
+        Cancellation::AlreadyCancelled => {
+            let order = load_order(&tx, scope, &cancel.order_id).await?;
+            tx.commit().await?;
+            return Ok(order);
+        }
+        Cancellation::TooLate(status) => return Err(Error::TooLateToCancel(status)),
+    };
+
+    let lines = read_lines(&tx, &cancel.order_id).await?;
+    let releases: Vec<(&str, i64)> = lines
+        .iter()
+        .map(|line| (line.product_id.as_str(), -i64::from(line.quantity.get())))
+        .collect();
+    let product_ids: Vec<&str> = releases.iter().map(|(id, _)| *id).collect();
+    let lock_params: [Param<'_>; 2] = [&head.store_id.as_str(), &product_ids];
+    let order_only: [Param<'_>; 1] = [&order_id];
+    let cancel_params: [Param<'_>; 4] = [
+        &order_id,
+        &transition.to().as_str(),
+        &now,
+        &transition.from().as_str(),
+    ];
+    let events = [(transition.to(), cancel.reason.as_deref())];
+    let [
+        lock,
+        change_reserved_statement,
+        delete_backorders,
+        set_cancelled,
+        append,
+    ] = prepare_all(
+        &tx,
+        [
+            LOCK_PRODUCTS,
+            CHANGE_RESERVED,
+            DELETE_BACKORDERS,
+            SET_CANCELLED,
+            APPEND_EVENTS,
+        ],
+    )
+    .await?;
+    let (_, released, _, cancelled, _) = tokio::try_join!(
+        biased;
+        // Taken first, in order, so that the UPDATE after it does not lock rows out of order.
+        tx.query(&lock, &lock_params),
+        change_reserved(&tx, &change_reserved_statement, &head.store_id, &releases, now),
+        tx.execute(&delete_backorders, &order_only),
+        tx.execute(&set_cancelled, &cancel_params),
+        append_events(&tx, &append, &cancel.order_id, now, &events),
+    )?;
+    if released != releases.len() as u64 {
+        return Err(Error::Corrupt(format!(
+            "a product of order {order_id} vanished while releasing"
+        )));
+    }
+    if cancelled != 1 {
+        return Err(Error::Corrupt(format!(
+            "order {order_id} changed status while locked"
+        )));
+    }
+    let order = load_order(&tx, scope, &cancel.order_id).await?;
+    tx.commit().await?;
+    Ok(order)
+}
+
+pub(super) async fn list_orders(
+    client: &mut Client,
+    scope: &Scope,
+    filter: &OrderFilter,
+) -> Result<Page<Order>> {
+    let mut conditions: Vec<String> = Vec::new();
+    let mut values: Vec<String> = Vec::new();
+    let mut add = |condition: &str, value: String| {
+        values.push(value);
+        conditions.push(format!("{condition} ${}", values.len()));
+    };
+    match scope {
+        Scope::Everything => {}
+        Scope::Store(store_id) => add("store_id =", store_id.to_string()),
+        Scope::Customer(store_id, customer_id) => {
+            add("store_id =", store_id.to_string());
+            add("customer_id =", customer_id.to_string());
+        }
+    }
+    if let Some(store_id) = &filter.store_id {
+        add("store_id =", store_id.to_string());
+    }
+    if let Some(status) = filter.status {
+        add("status =", status.to_string());
+    }
+    if let Some(customer_id) = &filter.customer_id {
+        add("customer_id =", customer_id.to_string());
+    }
+    if let Some(external_id) = &filter.external_id {
+        add("external_id =", external_id.clone());
+    }
+    // Order ids are "ord_" and upper-case base 32, which every collation sorts bytewise, so
+    // this comparison and the ORDER BY can use the indexes.
+    if let Some(before) = &filter.before {
+        add("order_id <", before.to_string());
+    }
+    let where_clause = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT order_id FROM orders {where_clause} ORDER BY order_id DESC LIMIT ${}",
+        values.len() + 1
+    );
+    let limit = i64::from(filter.limit) + 1;
+    let mut params: Vec<Param<'_>> = values.iter().map(|value| value as Param<'_>).collect();
+    params.push(&limit);
+
+    let tx = snapshot(client).await?;
+    let statement = tx.prepare_cached(&sql).await?;
+    let mut ids = tx
+        .query(&statement, &params)
+        .await?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<PgResult<Vec<String>>>()?;
+    let has_more = ids.len() > filter.limit as usize;
+    ids.truncate(filter.limit as usize);
+    let items = load_orders(&tx, scope, &ids).await?;
+    tx.commit().await?;
+    Ok(Page { items, has_more })
+}
+
+/// A read-only transaction on one snapshot, so that an order and its lines agree.
+async fn snapshot(client: &mut Client) -> Result<Transaction<'_>> {
+    Ok(client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?)
+}
+
+/// Locks the order's row, the first lock any change to an order takes, and reads its head.
+async fn lock_order(tx: &Transaction<'_>, scope: &Scope, order_id: &OrderId) -> Result<OrderHead> {
+    let statement = tx.prepare_cached(LOCK_ORDER).await?;
+    let row = tx
+        .query_opt(&statement, &[&order_id.as_str()])
+        .await?
+        .ok_or(Error::NotFound)?;
+    let store_id: StoreId = parse("store_id", row.try_get("store_id")?)?;
+    let customer_id: Option<CustomerId> = row
+        .try_get::<_, Option<&str>>("customer_id")?
+        .map(|c| parse("customer_id", c))
+        .transpose()?;
+    if !scope.admits(&store_id, customer_id.as_ref()) {
+        return Err(Error::NotFound);
+    }
+    Ok(OrderHead {
+        store_id,
+        status: parse("status", row.try_get("status")?)?,
+        version: row.try_get("version")?,
+    })
+}
+
+/// Locks the store's products among `product_ids` and reads their stock and price; products
+/// the store does not have are missing from the answer.
+async fn lock_products(
+    tx: &Transaction<'_>,
+    store_id: &StoreId,
+    product_ids: &[&str],
+) -> Result<HashMap<String, Stock>> {
+    let statement = tx.prepare_cached(LOCK_PRODUCTS).await?;
+    let rows = tx
+        .query(&statement, &[&store_id.as_str(), &product_ids])
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let level = StockLevel::new(row.try_get("on_hand")?, row.try_get("reserved")?)
+                .map_err(|e| Error::Corrupt(e.to_string()))?;
+            let stock = Stock {
+                level,
+                price_minor: row.try_get("price_minor")?,
+                currency: parse("currency", row.try_get("currency")?)?,
+            };
+            Ok((row.try_get("product_id")?, stock))
+        })
+        .collect()
+}
+
+/// Adds each delta to its product's reservation; answers how many products changed.
+async fn change_reserved(
+    tx: &Transaction<'_>,
+    statement: &Statement,
+    store_id: &StoreId,
+    deltas: &[(&str, i64)],
+    now: i64,
+) -> PgResult<u64> {
+    let (product_ids, deltas): (Vec<&str>, Vec<i64>) = deltas.iter().copied().unzip();
+    tx.execute(
+        statement,
+        &[&store_id.as_str(), &product_ids, &deltas, &now],
+    )
+    .await
+}
+
+async fn insert_lines(
+    tx: &Transaction<'_>,
+    statement: &Statement,
+    order_id: &OrderId,
+    lines: &[PricedLine],
+) -> PgResult<u64> {
+    let product_ids: Vec<&str> = lines.iter().map(|line| line.product_id.as_str()).collect();
+    let quantities: Vec<i64> = lines
+        .iter()
+        .map(|line| i64::from(line.quantity.get()))
+        .collect();
+    let prices: Vec<i64> = lines.iter().map(|line| line.unit_price_minor).collect();
+    let currencies: Vec<&str> = lines.iter().map(|line| line.currency.as_str()).collect();
+    tx.execute(
+        statement,
+        &[
+            &order_id.as_str(),
+            &product_ids,
+            &quantities,
+            &prices,
+            &currencies,
+        ],
+    )
+    .await
+}
+
+/// Appends `events` (status and note) to the order's timeline, in order.
+async fn append_events(
+    tx: &Transaction<'_>,
+    statement: &Statement,
+    order_id: &OrderId,
+    at: i64,
+    events: &[(OrderStatus, Option<&str>)],
+) -> PgResult<u64> {
+    let (statuses, notes): (Vec<&str>, Vec<Option<&str>>) = events
+        .iter()
+        .map(|(status, note)| (status.as_str(), *note))
+        .unzip();
+    tx.execute(statement, &[&order_id.as_str(), &at, &statuses, &notes])
+        .await
+}
+
+async fn read_lines(tx: &Transaction<'_>, order_id: &OrderId) -> Result<Vec<PricedLine>> {
+    let statement = tx.prepare_cached(LINE_ROWS).await?;
+    let ids = [order_id.as_str()];
+    tx.query(&statement, &[&ids.as_slice()])
+        .await?
+        .iter()
+        .map(priced_line)
+        .collect()
+}
+
+async fn load_order(tx: &Transaction<'_>, scope: &Scope, order_id: &OrderId) -> Result<Order> {
+    load_orders(tx, scope, &[order_id.to_string()])
+        .await?
+        .pop()
+        .ok_or(Error::NotFound)
+}
+
+/// The orders named by `ids` that `scope` may see, in the order of `ids`.
+async fn load_orders(tx: &Transaction<'_>, scope: &Scope, ids: &[String]) -> Result<Vec<Order>> {
+    let [heads, lines, backorders, events] =
+        prepare_all(tx, [ORDER_ROWS, LINE_ROWS, BACKORDER_ROWS, EVENT_ROWS]).await?;
+    let params: [Param<'_>; 1] = [&ids];
+    let (heads, lines, backorders, events) = tokio::try_join!(
+        tx.query(&heads, &params),
+        tx.query(&lines, &params),
+        tx.query(&backorders, &params),
+        tx.query(&events, &params),
+    )?;
+    let mut lines = group_by_order(&lines, priced_line)?;
+    let mut backorders = group_by_order(&backorders, backorder_line)?;
+    let mut timelines = group_by_order(&events, timeline_entry)?;
+
+    let mut orders = HashMap::with_capacity(heads.len());
+    for row in &heads {
+        let order_id: String = row.try_get("order_id")?;
+        let store_id: StoreId = parse("store_id", row.try_get("store_id")?)?;
+        let customer_id: Option<CustomerId> = row
+            .try_get::<_, Option<&str>>("customer_id")?
+            .map(|c| parse("customer_id", c))
+            .transpose()?;
+        if !scope.admits(&store_id, customer_id.as_ref()) {
+            continue;
+        }
+        let order = Order {
+            order_id: parse("order_id", &order_id)?,
+            store_id,
+            external_id: row.try_get("external_id")?,
+            status: parse("status", row.try_get("status")?)?,
+            lines: lines.remove(&order_id).unwrap_or_default(),
+            backorder: backorders.remove(&order_id).unwrap_or_default(),
+            customer: common::from_json(row.try_get("customer")?)?,
+            shipping_address: common::from_json(row.try_get("shipping_address")?)?,
+            currency: row
+                .try_get::<_, Option<&str>>("currency")?
+                .map(|c| parse("currency", c))
+                .transpose()?,
+            total_minor: row.try_get("total_minor")?,
+            timeline: timelines.remove(&order_id).unwrap_or_default(),
+            version: row.try_get("version")?,
+            created_at: from_micros(row.try_get("created_at")?)?,
+            updated_at: from_micros(row.try_get("updated_at")?)?,
+        };
+        orders.insert(order_id, order);
+    }
+    Ok(ids.iter().filter_map(|id| orders.remove(id)).collect())
+}
+
+fn group_by_order<T>(
+    rows: &[Row],
+    read: impl Fn(&Row) -> Result<T>,
+) -> Result<HashMap<String, Vec<T>>> {
+    let mut groups: HashMap<String, Vec<T>> = HashMap::new();
+    for row in rows {
+        groups
+            .entry(row.try_get("order_id")?)
+            .or_default()
+            .push(read(row)?);
+    }
+    Ok(groups)
+}
+
+fn priced_line(row: &Row) -> Result<PricedLine> {
+    Ok(PricedLine {
+        product_id: parse("product_id", row.try_get("product_id")?)?,
+        quantity: common::quantity(row.try_get("quantity")?)?,
+        unit_price_minor: row.try_get("unit_price_minor")?,
+        currency: parse("currency", row.try_get("currency")?)?,
+    })
+}
+
+fn backorder_line(row: &Row) -> Result<BackorderLine> {
+    Ok(BackorderLine {
+        product_id: parse("product_id", row.try_get("product_id")?)?,
+        quantity: common::quantity(row.try_get("quantity")?)?,
+    })
+}
+
+fn timeline_entry(row: &Row) -> Result<TimelineEntry> {
+    Ok(TimelineEntry {
+        at: from_micros(row.try_get("at")?)?,
+        status: parse("status", row.try_get("status")?)?,
+        note: row.try_get("note")?,
+    })
+}
