@@ -58,8 +58,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let inner = error.into_inner();
         let message = if inner.is_eof() && bytes.iter().all(u8::is_ascii_whitespace) {
             "request body is empty; expected a JSON object".to_owned()
-        } else if path == "." {
+        } else if inner.is_syntax() || inner.is_eof() {
             format!("malformed JSON: {inner}")
+        } else if path == "." {
+            format!("{inner}")
         } else {
             format!("{path}: {inner}")
         };

@@ -35,7 +35,7 @@ async fn clients_racing_for_scarce_stock_never_oversell(backend: Backend) {
                     let seed = client * 7919 + round * 104_729;
                     let product = |k: u64| format!("p{}", (seed / (k + 1) + k) % PRODUCTS);
                     match seed % 5 {
-                        0 | 1 | 2 => {
+                        0..=2 => {
                             let mut lines = vec![(product(0), 1 + (seed % 3) as i64), (product(1), 1)];
                             lines.dedup_by(|a, b| a.0 == b.0);
                             let body = json!({

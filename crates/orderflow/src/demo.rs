@@ -232,7 +232,7 @@ async fn one_customer(
         "products": chosen.iter().map(|p| json!({"product_id": p, "item_count": 1 + n % 2})).collect::<Vec<_>>(),
         "customer": {"customer_id": format!("cust-{}", n % 300), "name": format!("Customer {}", n % 300), "email": format!("c{}@example.com", n % 300)},
         "shipping_address": {"line1": "Av. Providencia 1234", "city": "Santiago", "region": "RM", "country": "CL"},
-        "allow_partial": n % 10 == 0,
+        "allow_partial": n.is_multiple_of(10),
     });
     let placed = client
         .post(format!("{base}/orders"))
@@ -269,7 +269,7 @@ async fn one_customer(
         return;
     };
     let url = format!("{base}/orders/{order_id}");
-    if n % 17 == 0 {
+    if n.is_multiple_of(17) {
         let edit = json!({"products": [{"product_id": pick(5), "item_count": 1}]});
         if let Ok(r) = client
             .patch(&url)
@@ -282,7 +282,7 @@ async fn one_customer(
             tally.edited.fetch_add(1, Ordering::Relaxed);
         }
     }
-    if n % 11 == 0
+    if n.is_multiple_of(11)
         && let Ok(r) = client
             .delete(&url)
             .header("authorization", auth)
