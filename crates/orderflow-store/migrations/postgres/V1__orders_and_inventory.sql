@@ -1,5 +1,6 @@
 -- Stores (tenants), API keys, products with their stock, orders with lines, backorders,
--- timeline and idempotency keys.
+-- timeline and idempotency keys. Product ids sort bytewise (COLLATE "C"), as on SQLite, so that
+-- listings and cursors agree across backends and the primary key serves them.
 
 CREATE TABLE stores (
     store_id   TEXT PRIMARY KEY,
@@ -21,7 +22,7 @@ CREATE TABLE api_keys (
 
 CREATE TABLE products (
     store_id    TEXT NOT NULL REFERENCES stores (store_id),
-    product_id  TEXT NOT NULL,
+    product_id  TEXT COLLATE "C" NOT NULL,
     name        TEXT NOT NULL,
     category    TEXT,
     price_minor BIGINT NOT NULL CHECK (price_minor >= 0),
@@ -57,7 +58,7 @@ CREATE UNIQUE INDEX orders_by_external_id ON orders (store_id, external_id) WHER
 CREATE TABLE order_lines (
     order_id         TEXT NOT NULL REFERENCES orders (order_id),
     line_no          INTEGER NOT NULL,
-    product_id       TEXT NOT NULL,
+    product_id       TEXT COLLATE "C" NOT NULL,
     quantity         BIGINT NOT NULL CHECK (quantity > 0),
     unit_price_minor BIGINT NOT NULL,
     currency         TEXT NOT NULL,
@@ -69,7 +70,7 @@ CREATE INDEX order_lines_by_product ON order_lines (product_id);
 -- Units an order still waits for; served first come, first served when stock arrives.
 CREATE TABLE backorders (
     order_id   TEXT NOT NULL REFERENCES orders (order_id),
-    product_id TEXT NOT NULL,
+    product_id TEXT COLLATE "C" NOT NULL,
     quantity   BIGINT NOT NULL CHECK (quantity > 0),
     created_at TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (order_id, product_id)

@@ -53,7 +53,10 @@ CREATE TABLE orders (
 CREATE INDEX orders_by_store ON orders (store_id, order_id);
 CREATE INDEX orders_by_customer ON orders (store_id, customer_id, order_id);
 CREATE INDEX orders_by_status ON orders (status, order_id);
-CREATE UNIQUE INDEX orders_by_external_id ON orders (store_id, external_id) WHERE external_id IS NOT NULL;
+-- NULLs are distinct in a UNIQUE index, so orders without an external id never collide. (A
+-- partial index would make every statement that checks a foreign key to orders be re-planned
+-- at each binding.)
+CREATE UNIQUE INDEX orders_by_external_id ON orders (store_id, external_id);
 
 CREATE TABLE order_lines (
     order_id         TEXT NOT NULL REFERENCES orders (order_id),
