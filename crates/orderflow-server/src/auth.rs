@@ -9,8 +9,9 @@ use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 use orderflow_domain::{CustomerId, StoreId};
-use orderflow_store::{ApiKey, Role, Scope};
+use orderflow_store::{ApiKey, NewApiKey, Role, Scope, Store};
 use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -93,6 +94,49 @@ pub fn new_token() -> (String, String) {
     let secret: [u8; 32] = rand::random();
     let id: [u8; 8] = rand::random();
     (format!("key_{}", hex(&id)), format!("of_{}", hex(&secret)))
+}
+
+/// Makes a key for `role` in `store_id` (required unless admin; the store must exist) and
+/// returns it with its token, which is shown only now: only its hash is kept.
+pub async fn issue_key(
+    store: &dyn Store,
+    role: Role,
+    store_id: Option<StoreId>,
+    customer_id: Option<CustomerId>,
+) -> Result<(ApiKey, String), ApiError> {
+    let (store_id, customer_id) = match (role, store_id, customer_id) {
+        (Role::Admin, _, _) => (None, None),
+        (Role::Store, Some(store_id), _) => (Some(store_id), None),
+        (Role::Customer, Some(store_id), Some(customer_id)) => (Some(store_id), Some(customer_id)),
+        (Role::Customer, _, None) => {
+            return Err(ApiError::InvalidBody(
+                "customer_id is required for a customer key".into(),
+            ));
+        }
+        (_, None, _) => {
+            return Err(ApiError::InvalidBody(
+                "store_id is required for this role".into(),
+            ));
+        }
+    };
+    if let Some(store_id) = &store_id {
+        store
+            .get_store(store_id)
+            .await
+            .map_err(crate::error::not_found_as("store"))?;
+    }
+    let (key_id, token) = new_token();
+    let key = store
+        .create_api_key(NewApiKey {
+            key_id,
+            token_hash: hash_token(&token),
+            role,
+            store_id,
+            customer_id,
+            now: OffsetDateTime::now_utc(),
+        })
+        .await?;
+    Ok((key, token))
 }
 
 /// Resolved keys, kept briefly so that a hot client does not cost a database read per request.

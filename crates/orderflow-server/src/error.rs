@@ -286,3 +286,11 @@ impl From<orderflow_store::Error> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Maps the store's `NotFound` to a 404 naming `what`; everything else as usual.
+pub fn not_found_as(what: &'static str) -> impl Fn(orderflow_store::Error) -> ApiError {
+    move |error| match error {
+        orderflow_store::Error::NotFound => ApiError::NotFound(what),
+        other => other.into(),
+    }
+}

@@ -4,6 +4,7 @@
 use orderflow_domain::{Currency, OrderLine, OrderStatus, ProductId, Quantity, ReservationPlan};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
 use crate::model::{Idempotency, Placement, PricedLine, Receipt};
@@ -112,4 +113,20 @@ pub(crate) fn to_json<T: Serialize>(value: &Option<T>) -> Result<Option<String>>
 pub(crate) fn from_json<T: DeserializeOwned>(text: Option<&str>) -> Result<Option<T>> {
     text.map(|t| serde_json::from_str(t).map_err(|e| Error::Corrupt(e.to_string())))
         .transpose()
+}
+
+/// Timestamps travel to and from both databases as Unix microseconds.
+pub(crate) fn micros(at: OffsetDateTime) -> i64 {
+    (at.unix_timestamp_nanos() / 1_000) as i64
+}
+
+pub(crate) fn from_micros(value: i64) -> Result<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(value) * 1_000)
+        .map_err(|_| Error::Corrupt(format!("timestamp {value} out of range")))
+}
+
+/// Parses a column into its domain type; a failure means the stored data is damaged.
+pub(crate) fn parse<T: std::str::FromStr>(column: &str, text: &str) -> Result<T> {
+    text.parse()
+        .map_err(|_| Error::Corrupt(format!("{column} holds {text:?}")))
 }

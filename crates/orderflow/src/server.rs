@@ -6,8 +6,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use orderflow_domain::{CustomerId, StoreId};
 use orderflow_server::AppState;
-use orderflow_server::auth::{hash_token, new_token};
-use orderflow_store::{NewApiKey, Role, Store};
+use orderflow_server::auth::{issue_key, new_token};
+use orderflow_store::{Role, Store};
 use tokio::net::TcpListener;
 
 use crate::RoleArg;
@@ -106,33 +106,9 @@ pub async fn create_key(
         RoleArg::Store => Role::Store,
         RoleArg::Customer => Role::Customer,
     };
-    let store_id = match role {
-        Role::Admin => None,
-        _ => Some(store_id.unwrap_or_else(StoreId::default_store)),
-    };
-    if role == Role::Customer && customer_id.is_none() {
-        anyhow::bail!("--customer-id is required for a customer key");
-    }
-    if let Some(store_id) = &store_id {
-        store
-            .get_store(store_id)
-            .await
-            .with_context(|| format!("store {store_id}"))?;
-    }
-    let (key_id, token) = new_token();
-    store
-        .create_api_key(NewApiKey {
-            key_id,
-            token_hash: hash_token(&token),
-            role,
-            store_id,
-            customer_id: if role == Role::Customer {
-                customer_id
-            } else {
-                None
-            },
-            now: time::OffsetDateTime::now_utc(),
-        })
-        .await?;
+    let store_id = Some(store_id.unwrap_or_else(StoreId::default_store));
+    let (_, token) = issue_key(store, role, store_id, customer_id)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(token)
 }

@@ -18,7 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::auth::{Caller, hex};
-use crate::error::{ApiError, ApiResult, Problem, ShortfallBody};
+use crate::error::{ApiError, ApiResult, Problem, ShortfallBody, not_found_as};
 use crate::extract::{ApiJson, ApiQuery};
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -201,13 +201,6 @@ fn validate_parties(customer: Option<&Customer>, address: Option<&Address>) -> A
 fn order_id_from(text: &str) -> ApiResult<OrderId> {
     // A malformed id names no order: answer as for any other unknown id.
     text.parse().map_err(|_| ApiError::NotFound("order"))
-}
-
-fn not_found_as(what: &'static str) -> impl Fn(orderflow_store::Error) -> ApiError {
-    move |error| match error {
-        orderflow_store::Error::NotFound => ApiError::NotFound(what),
-        other => other.into(),
-    }
 }
 
 pub fn order_body(order: Order) -> OrderBody {

@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::error::{ApiError, ApiResult, Problem, not_found_as};
 use crate::extract::{ApiJson, ApiQuery};
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -93,13 +93,6 @@ fn named_store(text: Option<&str>) -> ApiResult<Option<StoreId>> {
         .map_err(|e| ApiError::InvalidQuery(format!("store_id: {e}")))
 }
 
-fn not_found_as_product(error: orderflow_store::Error) -> ApiError {
-    match error {
-        orderflow_store::Error::NotFound => ApiError::NotFound("product"),
-        other => other.into(),
-    }
-}
-
 /// Validates a product as given over the API or in a CSV import.
 pub fn product_input(
     product_id: &str,
@@ -161,7 +154,7 @@ pub async fn put(
         .store
         .put_product(&store_id, input)
         .await
-        .map_err(not_found_as_product)?;
+        .map_err(not_found_as("product"))?;
     Ok(Json(product_body(product)))
 }
 
@@ -189,7 +182,7 @@ pub async fn get(
         .store
         .get_product(&store_id, &product_id)
         .await
-        .map_err(not_found_as_product)?;
+        .map_err(not_found_as("product"))?;
     Ok(Json(product_body(product)))
 }
 
@@ -223,7 +216,7 @@ pub async fn adjust_stock(
         .store
         .adjust_stock(&store_id, &product_id, body.delta)
         .await
-        .map_err(not_found_as_product)?;
+        .map_err(not_found_as("product"))?;
     Ok(Json(product_body(product)))
 }
 

@@ -5,15 +5,15 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use orderflow_domain::{CustomerId, StoreId};
-use orderflow_store::{NewApiKey, NewStore, Role, StoreRecord};
+use orderflow_store::{NewStore, Role, StoreRecord};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::auth::{Caller, hash_token, new_token};
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::auth::{Caller, issue_key};
+use crate::error::{ApiError, ApiResult, Problem, not_found_as};
 use crate::extract::ApiJson;
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -183,10 +183,7 @@ pub async fn get(
         .store
         .get_store(&store_id)
         .await
-        .map_err(|e| match e {
-            orderflow_store::Error::NotFound => ApiError::NotFound("store"),
-            other => other.into(),
-        })?;
+        .map_err(not_found_as("store"))?;
     Ok(Json(store_body(store)))
 }
 
@@ -234,33 +231,7 @@ pub async fn create_key(
         Role::Admin => None,
         Role::Store | Role::Customer => Some(caller.acting_store(named_store)?),
     };
-    if role == Role::Customer && customer_id.is_none() {
-        return Err(ApiError::InvalidBody(
-            "customer_id is required for a customer key".into(),
-        ));
-    }
-    if let Some(store_id) = &store_id {
-        state.store.get_store(store_id).await.map_err(|e| match e {
-            orderflow_store::Error::NotFound => ApiError::NotFound("store"),
-            other => other.into(),
-        })?;
-    }
-    let (key_id, token) = new_token();
-    let key = state
-        .store
-        .create_api_key(NewApiKey {
-            key_id,
-            token_hash: hash_token(&token),
-            role,
-            store_id,
-            customer_id: if role == Role::Customer {
-                customer_id
-            } else {
-                None
-            },
-            now: OffsetDateTime::now_utc(),
-        })
-        .await?;
+    let (key, token) = issue_key(state.store.as_ref(), role, store_id, customer_id).await?;
     let body = ApiKeyBody {
         key_id: key.key_id,
         token,

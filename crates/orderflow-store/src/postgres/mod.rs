@@ -56,7 +56,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row, Statement};
 
-use crate::common;
+use crate::common::{self, from_micros, micros, parse};
 use crate::error::{Error, Result};
 use crate::model::*;
 
@@ -89,20 +89,6 @@ impl From<deadpool_postgres::PoolError> for Error {
 
 fn is_unique_violation(error: &tokio_postgres::Error) -> bool {
     error.code() == Some(&SqlState::UNIQUE_VIOLATION)
-}
-
-fn micros(at: OffsetDateTime) -> i64 {
-    (at.unix_timestamp_nanos() / 1_000) as i64
-}
-
-fn from_micros(value: i64) -> Result<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(value) * 1_000)
-        .map_err(|_| Error::Corrupt(format!("timestamp {value} out of range")))
-}
-
-fn parse<T: std::str::FromStr>(column: &str, text: &str) -> Result<T> {
-    text.parse()
-        .map_err(|_| Error::Corrupt(format!("{column} holds {text:?}")))
 }
 
 /// Prepares every query (or takes it from the connection's cache) before any of them runs:

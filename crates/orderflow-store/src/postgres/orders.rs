@@ -16,8 +16,8 @@ use orderflow_domain::{
 };
 use tokio_postgres::{IsolationLevel, Row, Statement};
 
-use super::{Param, from_micros, micros, parse, prepare_all};
-use crate::common;
+use super::{Param, prepare_all};
+use crate::common::{self, from_micros, micros, parse};
 use crate::error::{Error, Result};
 use crate::model::*;
 

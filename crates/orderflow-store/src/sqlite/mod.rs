@@ -16,7 +16,7 @@ use orderflow_domain::{
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use time::OffsetDateTime;
 
-use crate::common::{self, live_statuses_sql};
+use crate::common::{self, from_micros, live_statuses_sql, micros, parse};
 use crate::error::{Error, Result};
 use crate::model::*;
 use writer::Writer;
@@ -29,20 +29,6 @@ impl From<rusqlite::Error> for Error {
     fn from(error: rusqlite::Error) -> Self {
         Error::unavailable(error)
     }
-}
-
-fn micros(at: OffsetDateTime) -> i64 {
-    (at.unix_timestamp_nanos() / 1_000) as i64
-}
-
-fn from_micros(value: i64) -> Result<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(value) * 1_000)
-        .map_err(|_| Error::Corrupt(format!("timestamp {value} out of range")))
-}
-
-fn parse<T: std::str::FromStr>(column: &str, text: &str) -> Result<T> {
-    text.parse()
-        .map_err(|_| Error::Corrupt(format!("{column} holds {text:?}")))
 }
 
 fn is_unique_violation(error: &rusqlite::Error) -> bool {
@@ -1050,8 +1036,14 @@ mod tests {
 
     #[test]
     fn a_location_may_ask_for_full_synchronous_commits() {
-        assert_eq!(parse_location("a.db").ok(), Some(("a.db".to_owned(), Synchronous::Normal)));
-        assert_eq!(parse_location("/x/a.db?synchronous=full").ok(), Some(("/x/a.db".to_owned(), Synchronous::Full)));
+        assert_eq!(
+            parse_location("a.db").ok(),
+            Some(("a.db".to_owned(), Synchronous::Normal))
+        );
+        assert_eq!(
+            parse_location("/x/a.db?synchronous=full").ok(),
+            Some(("/x/a.db".to_owned(), Synchronous::Full))
+        );
         assert!(parse_location("a.db?cache=shared").is_err());
         assert!(parse_location("?synchronous=full").is_err());
     }
