@@ -14,6 +14,7 @@ use orderflow_domain::{
     Currency, CustomerId, OrderId, OrderLine, OrderStatus, StockLevel, StoreId, TimelineEntry,
     plan_edit, plan_reservation,
 };
+use tokio_postgres::error::SqlState;
 use tokio_postgres::{IsolationLevel, Row, Statement};
 
 use super::{Param, prepare_all};
@@ -23,16 +24,8 @@ use crate::model::*;
 
 type PgResult<T> = std::result::Result<T, tokio_postgres::Error>;
 
-const CLAIM_KEY: &str = concat!(
-    "INSERT INTO idempotency_keys (store_id, key, request_hash, receipt, created_at)
-     VALUES ($1, $2, $3, NULL, ",
-    at_micros!("$4"),
-    ") ON CONFLICT DO NOTHING"
-);
 const EARLIER_KEY: &str = "SELECT request_hash, receipt::TEXT AS receipt FROM idempotency_keys
      WHERE store_id = $1 AND key = $2";
-const RECORD_RECEIPT: &str =
-    "UPDATE idempotency_keys SET receipt = $3::TEXT::JSONB WHERE store_id = $1 AND key = $2";
 
 const LOCK_ORDER: &str =
     "SELECT store_id, customer_id, status, version FROM orders WHERE order_id = $1 FOR UPDATE";
@@ -50,26 +43,11 @@ const CHANGE_RESERVED: &str = concat!(
      WHERE products.store_id = $1 AND products.product_id = d.product_id"
 );
 
-const INSERT_ORDER: &str = concat!(
-    "INSERT INTO orders (order_id, store_id, external_id, customer_id, status, customer,
-                         shipping_address, currency, total_minor, version, created_at, updated_at)
-     VALUES ($1, $2, NULL, $3, $4, $5::TEXT::JSONB, $6::TEXT::JSONB, $7, $8, 1, ",
-    at_micros!("$9"),
-    ", ",
-    at_micros!("$9"),
-    ")"
-);
 const INSERT_LINES: &str =
     "INSERT INTO order_lines (order_id, line_no, product_id, quantity, unit_price_minor, currency)
      SELECT $1::TEXT, l.line_no, l.product_id, l.quantity, l.unit_price_minor, l.currency
      FROM unnest($2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::TEXT[])
           WITH ORDINALITY AS l (product_id, quantity, unit_price_minor, currency, line_no)";
-const INSERT_BACKORDERS: &str = concat!(
-    "INSERT INTO backorders (order_id, product_id, quantity, created_at)
-     SELECT $1::TEXT, b.product_id, b.quantity, ",
-    at_micros!("$4"),
-    " FROM unnest($2::TEXT[], $3::BIGINT[]) AS b (product_id, quantity)"
-);
 const APPEND_EVENTS: &str = concat!(
     "INSERT INTO order_events (order_id, seq, at, status, note)
      SELECT $1::TEXT,
@@ -127,28 +105,104 @@ struct OrderHead {
     version: i64,
 }
 
+/// Reads the stock of the order's products without locking them: the plan made from this
+/// snapshot is applied by [`PLACE`], whose reservation update re-checks it row by row.
+const READ_PRODUCTS: &str =
+    "SELECT product_id, on_hand, reserved, price_minor, currency FROM products
+     WHERE store_id = $1 AND product_id = ANY($2)";
+
+/// Places a planned order in one statement, so in one round trip and one implicit transaction:
+/// reserve (the `reserved <= on_hand` CHECK refuses the whole statement if the plan went stale
+/// meanwhile), insert the order, its lines, backorders and first two timeline entries, and
+/// claim the idempotency key. `locked` takes the product locks in product-id order, the order
+/// every writer uses, so that placements, edits and cancellations never deadlock.
+const PLACE: &str = concat!(
+    "WITH locked AS MATERIALIZED (
+         SELECT p.product_id, d.quantity
+         FROM products p JOIN unnest($2::TEXT[], $3::BIGINT[]) AS d (product_id, quantity)
+              ON p.product_id = d.product_id
+         WHERE p.store_id = $1
+         ORDER BY p.product_id
+         FOR UPDATE OF p
+     ), reserve AS (
+         UPDATE products SET reserved = products.reserved + locked.quantity, updated_at = ",
+    at_micros!("$6"),
+    " FROM locked WHERE products.store_id = $1 AND products.product_id = locked.product_id
+         RETURNING 1
+     ), placed AS (
+         INSERT INTO orders (order_id, store_id, external_id, customer_id, status, customer,
+                             shipping_address, currency, total_minor, version, created_at, updated_at)
+         VALUES ($7, $1, NULL, $8, $9, $10::TEXT::JSONB, $11::TEXT::JSONB, $12, $13, 1, ",
+    at_micros!("$6"),
+    ", ",
+    at_micros!("$6"),
+    ")
+     ), lines AS (
+         INSERT INTO order_lines (order_id, line_no, product_id, quantity, unit_price_minor, currency)
+         SELECT $7, l.line_no, l.product_id, l.quantity, l.unit_price_minor, l.currency
+         FROM unnest($4::TEXT[], $5::BIGINT[], $14::BIGINT[], $15::TEXT[])
+              WITH ORDINALITY AS l (product_id, quantity, unit_price_minor, currency, line_no)
+     ), waiting AS (
+         INSERT INTO backorders (order_id, product_id, quantity, created_at)
+         SELECT $7, b.product_id, b.quantity, ",
+    at_micros!("$6"),
+    " FROM unnest($16::TEXT[], $17::BIGINT[]) AS b (product_id, quantity)
+     ), timeline AS (
+         INSERT INTO order_events (order_id, seq, at, status, note)
+         VALUES ($7, 1, ",
+    at_micros!("$6"),
+    ", 'pending', 'placed'), ($7, 2, ",
+    at_micros!("$6"),
+    ", $9, $18)
+     ), claimed AS (
+         INSERT INTO idempotency_keys (store_id, key, request_hash, receipt, created_at)
+         SELECT $1, $19::TEXT, $20::TEXT, $21::TEXT::JSONB, ",
+    at_micros!("$6"),
+    " WHERE $19::TEXT IS NOT NULL
+     )
+     SELECT count(*) AS reserved FROM reserve"
+);
+
+/// Attempts before a placement that keeps losing races for the last units gives up.
+const PLACE_ATTEMPTS: usize = 16;
+
 pub(super) async fn place_order(client: &mut Client, order: &PlaceOrder) -> Result<Placement> {
-    let store_id = order.store_id.as_str();
-    let now = micros(order.now);
-    let tx = client.transaction().await?;
-    if let Some(idempotency) = &order.idempotency {
-        let claim = tx.prepare_cached(CLAIM_KEY).await?;
-        let params: [Param<'_>; 4] = [&store_id, &idempotency.key, &idempotency.request_hash, &now];
-        let claimed = tx.execute(&claim, &params).await?;
-        // The INSERT waits for a transaction that claimed the key first. If it inserts nothing,
-        // that transaction committed and this request is a retry (or a reuse) of it.
-        if claimed == 0 {
-            tx.rollback().await?;
-            return replay(client, &order.store_id, idempotency).await;
+    for _ in 0..PLACE_ATTEMPTS {
+        match try_place_order(client, order).await? {
+            Attempt::Done(placement) => return Ok(placement),
+            Attempt::KeyTaken => {
+                let idempotency = order.idempotency.as_ref().ok_or_else(|| {
+                    Error::Corrupt("an idempotency key conflict without a key".into())
+                })?;
+                return replay(client, &order.store_id, idempotency).await;
+            }
+            Attempt::StalePlan => continue,
         }
     }
+    Err(Error::unavailable(format!(
+        "order {} lost the race for stock {PLACE_ATTEMPTS} times",
+        order.order_id
+    )))
+}
 
+enum Attempt {
+    Done(Placement),
+    /// Another request holds the idempotency key: replay its answer.
+    KeyTaken,
+    /// Stock moved between reading it and reserving it: plan again.
+    StalePlan,
+}
+
+async fn try_place_order(client: &Client, order: &PlaceOrder) -> Result<Attempt> {
+    let store_id = order.store_id.as_str();
+    let now = micros(order.now);
     let product_ids: Vec<&str> = order
         .lines
         .iter()
         .map(|line| line.product_id.as_str())
         .collect();
-    let known = lock_products(&tx, &order.store_id, &product_ids).await?;
+    let read = client.prepare_cached(READ_PRODUCTS).await?;
+    let known = stock_by_product(&client.query(&read, &[&store_id, &product_ids]).await?)?;
     let plan = plan_reservation(
         &order.lines,
         |id| known.get(id.as_str()).map(|k| k.level),
@@ -174,6 +228,12 @@ pub(super) async fn place_order(client: &mut Client, order: &PlaceOrder) -> Resu
         .iter()
         .map(|line| (line.product_id.as_str(), i64::from(line.quantity.get())))
         .collect();
+    let (reserve_ids, reserve_quantities): (Vec<&str>, Vec<i64>) =
+        reservations.iter().copied().unzip();
+    let line_ids: Vec<&str> = lines.iter().map(|l| l.product_id.as_str()).collect();
+    let line_quantities: Vec<i64> = lines.iter().map(|l| i64::from(l.quantity.get())).collect();
+    let line_prices: Vec<i64> = lines.iter().map(|l| l.unit_price_minor).collect();
+    let line_currencies: Vec<&str> = lines.iter().map(|l| l.currency.as_str()).collect();
     let (backordered, missing): (Vec<&str>, Vec<i64>) = receipt
         .unavailable
         .iter()
@@ -185,71 +245,67 @@ pub(super) async fn place_order(client: &mut Client, order: &PlaceOrder) -> Resu
         .as_ref()
         .and_then(|c| c.customer_id.as_ref())
         .map(|id| id.as_str());
-    let order_params: [Param<'_>; 9] = [
-        &order_id,
+    let (key, request_hash) = match &order.idempotency {
+        Some(i) => (Some(i.key.as_str()), Some(i.request_hash.as_str())),
+        None => (None, None),
+    };
+    let customer = common::to_json(&order.customer)?;
+    let address = common::to_json(&order.shipping_address)?;
+    let currency = currency.as_ref().map(Currency::as_str);
+    let status = transition.to().as_str();
+    let params: [Param<'_>; 21] = [
         &store_id,
-        &customer_id,
-        &transition.to().as_str(),
-        &common::to_json(&order.customer)?,
-        &common::to_json(&order.shipping_address)?,
-        &currency.as_ref().map(Currency::as_str),
-        &total_minor,
+        &reserve_ids,
+        &reserve_quantities,
+        &line_ids,
+        &line_quantities,
         &now,
+        &order_id,
+        &customer_id,
+        &status,
+        &customer,
+        &address,
+        &currency,
+        &total_minor,
+        &line_prices,
+        &line_currencies,
+        &backordered,
+        &missing,
+        &note,
+        &key,
+        &request_hash,
+        &receipt_json,
     ];
-    let backorder_params: [Param<'_>; 4] = [&order_id, &backordered, &missing, &now];
-    let events = [
-        (OrderStatus::Pending, Some("placed")),
-        (transition.to(), note),
-    ];
-    let [
-        change_reserved_statement,
-        insert_order,
-        insert_lines_statement,
-        insert_backorders,
-        append,
-        record,
-    ] = prepare_all(
-        &tx,
-        [
-            CHANGE_RESERVED,
-            INSERT_ORDER,
-            INSERT_LINES,
-            INSERT_BACKORDERS,
-            APPEND_EVENTS,
-            RECORD_RECEIPT,
-        ],
-    )
-    .await?;
-    let (reserved, ..) = tokio::try_join!(
-        biased;
-        change_reserved(&tx, &change_reserved_statement, &order.store_id, &reservations, now),
-        tx.execute(&insert_order, &order_params),
-        insert_lines(&tx, &insert_lines_statement, &order.order_id, &lines),
-        tx.execute(&insert_backorders, &backorder_params),
-        append_events(&tx, &append, &order.order_id, now, &events),
-        async {
-            match &order.idempotency {
-                Some(idempotency) => {
-                    let params: [Param<'_>; 3] = [&store_id, &idempotency.key, &receipt_json];
-                    tx.execute(&record, &params).await
-                }
-                None => Ok(0),
+    let place = client.prepare_cached(PLACE).await?;
+    let reserved: i64 = match client.query_one(&place, &params).await {
+        Ok(row) => row.try_get("reserved")?,
+        Err(error) => {
+            let code = error.code();
+            if code == Some(&SqlState::CHECK_VIOLATION)
+                || code == Some(&SqlState::T_R_DEADLOCK_DETECTED)
+                || code == Some(&SqlState::T_R_SERIALIZATION_FAILURE)
+            {
+                return Ok(Attempt::StalePlan);
             }
-        },
-    )?;
-    if reserved != reservations.len() as u64 {
+            if code == Some(&SqlState::UNIQUE_VIOLATION)
+                && error.as_db_error().and_then(|e| e.constraint()) == Some("idempotency_keys_pkey")
+            {
+                return Ok(Attempt::KeyTaken);
+            }
+            return Err(error.into());
+        }
+    };
+    if reserved != reservations.len() as i64 {
         return Err(Error::Corrupt(format!(
             "a product of order {order_id} vanished while reserving"
         )));
     }
-    tx.commit().await?;
-    Ok(Placement {
+    Ok(Attempt::Done(Placement {
         receipt,
         replayed: false,
-    })
+    }))
 }
 
-/// The answer given to the request that first used the idempotency key.
 async fn replay(
     client: &Client,
     store_id: &StoreId,
@@ -567,9 +623,13 @@ async fn lock_products(
     product_ids: &[&str],
 ) -> Result<HashMap<String, Stock>> {
     let statement = tx.prepare_cached(LOCK_PRODUCTS).await?;
-    let rows = tx
-        .query(&statement, &[&store_id.as_str(), &product_ids])
-        .await?;
+    stock_by_product(
+        &tx.query(&statement, &[&store_id.as_str(), &product_ids])
+            .await?,
+    )
+}
+
+fn stock_by_product(rows: &[Row]) -> Result<HashMap<String, Stock>> {
     rows.iter()
         .map(|row| {
             let level = StockLevel::new(row.try_get("on_hand")?, row.try_get("reserved")?)
