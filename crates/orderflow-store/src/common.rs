@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
-use crate::model::{Idempotency, Placement, PricedLine, Receipt};
+use crate::model::{Idempotency, OrderFilter, Placement, PricedLine, Receipt, Scope};
 
 pub(crate) fn latest_version(migrations: &[refinery::Migration]) -> i64 {
     migrations
@@ -129,4 +129,36 @@ pub(crate) fn from_micros(value: i64) -> Result<OffsetDateTime> {
 pub(crate) fn parse<T: std::str::FromStr>(column: &str, text: &str) -> Result<T> {
     text.parse()
         .map_err(|_| Error::Corrupt(format!("{column} holds {text:?}")))
+}
+
+/// The conditions of an order listing, as `(column and operator, value)` pairs for each
+/// backend to join with its own placeholders: what the caller may see, then what it asked for.
+pub(crate) fn order_conditions(scope: &Scope, filter: &OrderFilter) -> Vec<(&'static str, String)> {
+    let mut conditions = Vec::new();
+    match scope {
+        Scope::Everything => {}
+        Scope::Store(store_id) => conditions.push(("store_id =", store_id.to_string())),
+        Scope::Customer(store_id, customer_id) => {
+            conditions.push(("store_id =", store_id.to_string()));
+            conditions.push(("customer_id =", customer_id.to_string()));
+        }
+    }
+    if let Some(store_id) = &filter.store_id {
+        conditions.push(("store_id =", store_id.to_string()));
+    }
+    if let Some(status) = filter.status {
+        conditions.push(("status =", status.to_string()));
+    }
+    if let Some(customer_id) = &filter.customer_id {
+        conditions.push(("customer_id =", customer_id.to_string()));
+    }
+    if let Some(external_id) = &filter.external_id {
+        conditions.push(("external_id =", external_id.clone()));
+    }
+    // Order ids are "ord_" and upper-case base 32, which every collation sorts bytewise, so
+    // this comparison and the ORDER BY can use the indexes.
+    if let Some(before) = &filter.before {
+        conditions.push(("order_id <", before.to_string()));
+    }
+    conditions
 }

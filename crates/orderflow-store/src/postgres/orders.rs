@@ -524,37 +524,11 @@ pub(super) async fn list_orders(
     scope: &Scope,
     filter: &OrderFilter,
 ) -> Result<Page<Order>> {
-    let mut conditions: Vec<String> = Vec::new();
-    let mut values: Vec<String> = Vec::new();
-    let mut add = |condition: &str, value: String| {
-        values.push(value);
-        conditions.push(format!("{condition} ${}", values.len()));
-    };
-    match scope {
-        Scope::Everything => {}
-        Scope::Store(store_id) => add("store_id =", store_id.to_string()),
-        Scope::Customer(store_id, customer_id) => {
-            add("store_id =", store_id.to_string());
-            add("customer_id =", customer_id.to_string());
-        }
-    }
-    if let Some(store_id) = &filter.store_id {
-        add("store_id =", store_id.to_string());
-    }
-    if let Some(status) = filter.status {
-        add("status =", status.to_string());
-    }
-    if let Some(customer_id) = &filter.customer_id {
-        add("customer_id =", customer_id.to_string());
-    }
-    if let Some(external_id) = &filter.external_id {
-        add("external_id =", external_id.clone());
-    }
-    // Order ids are "ord_" and upper-case base 32, which every collation sorts bytewise, so
-    // this comparison and the ORDER BY can use the indexes.
-    if let Some(before) = &filter.before {
-        add("order_id <", before.to_string());
-    }
+    let (conditions, values): (Vec<String>, Vec<String>) = common::order_conditions(scope, filter)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (condition, value))| (format!("{condition} ${}", i + 1), value))
+        .unzip();
     let where_clause = if conditions.is_empty() {
         String::new()
     } else {

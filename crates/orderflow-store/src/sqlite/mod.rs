@@ -977,35 +977,10 @@ fn cancel_order(c: &Connection, scope: &Scope, cancel: &CancelOrder) -> Result<O
 }
 
 fn list_orders(c: &Connection, scope: &Scope, filter: &OrderFilter) -> Result<Page<Order>> {
-    let mut conditions: Vec<&str> = Vec::new();
-    let mut values: Vec<String> = Vec::new();
-    let mut add = |condition: &'static str, value: String| {
-        conditions.push(condition);
-        values.push(value);
-    };
-    match scope {
-        Scope::Everything => {}
-        Scope::Store(store_id) => add("store_id = ?", store_id.to_string()),
-        Scope::Customer(store_id, customer_id) => {
-            add("store_id = ?", store_id.to_string());
-            add("customer_id = ?", customer_id.to_string());
-        }
-    }
-    if let Some(store_id) = &filter.store_id {
-        add("store_id = ?", store_id.to_string());
-    }
-    if let Some(status) = filter.status {
-        add("status = ?", status.to_string());
-    }
-    if let Some(customer_id) = &filter.customer_id {
-        add("customer_id = ?", customer_id.to_string());
-    }
-    if let Some(external_id) = &filter.external_id {
-        add("external_id = ?", external_id.clone());
-    }
-    if let Some(before) = &filter.before {
-        add("order_id < ?", before.to_string());
-    }
+    let (conditions, values): (Vec<String>, Vec<String>) = common::order_conditions(scope, filter)
+        .into_iter()
+        .map(|(condition, value)| (format!("{condition} ?"), value))
+        .unzip();
     let where_clause = if conditions.is_empty() {
         String::new()
     } else {
