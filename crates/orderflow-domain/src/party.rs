@@ -12,11 +12,15 @@ pub enum PartyError {
     Country,
     #[error("email must look like name@domain")]
     Email,
+    #[error("{field} must not contain the NUL character")]
+    Nul { field: &'static str },
 }
 
 fn check_len(field: &'static str, value: &Option<String>, max: usize) -> Result<(), PartyError> {
     match value {
         Some(text) if text.chars().count() > max => Err(PartyError::TooLong { field, max }),
+        // No database stores NUL in text the same way (PostgreSQL refuses it), so no field has it.
+        Some(text) if text.contains('\0') => Err(PartyError::Nul { field }),
         _ => Ok(()),
     }
 }
@@ -106,6 +110,20 @@ mod tests {
             ..Address::default()
         };
         assert_eq!(address.validate(), Err(PartyError::Country));
+    }
+
+    #[test]
+    fn no_field_may_contain_nul() {
+        let customer = Customer {
+            name: Some("Ana\0".into()),
+            ..Customer::default()
+        };
+        assert_eq!(
+            customer.validate(),
+            Err(PartyError::Nul {
+                field: "customer.name"
+            })
+        );
     }
 
     #[test]

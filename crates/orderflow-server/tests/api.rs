@@ -617,6 +617,10 @@ async fn bad_order_bodies_get_a_precise_400_and_change_nothing() {
             "ISO 3166-1",
         ),
         (json!({"items": []}), "unknown field `items`"),
+        (
+            json!({"products": [{"product_id": "mug", "item_count": 1}], "customer": {"name": "Ana\u{0}"}}),
+            "NUL",
+        ),
         (json!({}), "missing field `products`"),
         (json!([1, 2]), "invalid type"),
     ];

@@ -103,9 +103,14 @@ pub fn product_input(
         |field: &str, e: &dyn std::fmt::Display| ApiError::InvalidBody(format!("{field}: {e}"));
     let product_id: ProductId = product_id.parse().map_err(|e| invalid("product_id", &e))?;
     let name = body.name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > 200 {
+    if name.is_empty() || name.chars().count() > 200 || name.contains('\0') {
         return Err(ApiError::InvalidBody(
-            "name must be 1 to 200 characters".into(),
+            "name must be 1 to 200 characters, without NUL".into(),
+        ));
+    }
+    if (body.category.as_deref()).is_some_and(|c| c.chars().count() > 100 || c.contains('\0')) {
+        return Err(ApiError::InvalidBody(
+            "category must be at most 100 characters, without NUL".into(),
         ));
     }
     if body.price < 0 {
