@@ -1,6 +1,7 @@
 //! What both backends do the same way around their SQL: pricing lines, totals, idempotent
 //! replays and (de)serialising the JSON columns.
 
+use orderflow_domain::status;
 use orderflow_domain::{Currency, OrderLine, OrderStatus, ProductId, Quantity, ReservationPlan};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -161,4 +162,20 @@ pub(crate) fn order_conditions(scope: &Scope, filter: &OrderFilter) -> Vec<(&'st
         conditions.push(("order_id <", before.to_string()));
     }
     conditions
+}
+
+/// Whether an order at `status` and `version` may be edited by a request based on
+/// `expected_version` (its `If-Match`): the same refusals, in the same order, on both backends.
+pub(crate) fn check_editable(
+    status: OrderStatus,
+    version: i64,
+    expected_version: Option<i64>,
+) -> Result<()> {
+    if expected_version.is_some_and(|expected| expected != version) {
+        return Err(Error::VersionMismatch { current: version });
+    }
+    if !status::editable(status) {
+        return Err(Error::NotEditable(status));
+    }
+    Ok(())
 }

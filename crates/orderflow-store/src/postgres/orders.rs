@@ -351,16 +351,7 @@ pub(super) async fn edit_order(
     let order_id = edit.order_id.as_str();
     let tx = client.transaction().await?;
     let head = lock_order(&tx, scope, &edit.order_id).await?;
-    if let Some(expected) = edit.expected_version
-        && expected != head.version
-    {
-        return Err(Error::VersionMismatch {
-            current: head.version,
-        });
-    }
-    if !status::editable(head.status) {
-        return Err(Error::NotEditable(head.status));
-    }
+    common::check_editable(head.status, head.version, edit.expected_version)?;
 
     let mut new_status = head.status;
     let mut events = Vec::new();

@@ -870,16 +870,7 @@ fn read_order(c: &Connection, scope: &Scope, order_id: &OrderId) -> Result<Order
 
 fn edit_order(c: &Connection, scope: &Scope, edit: &EditOrder) -> Result<Order> {
     let head = read_head(c, scope, &edit.order_id)?;
-    if let Some(expected) = edit.expected_version
-        && expected != head.version
-    {
-        return Err(Error::VersionMismatch {
-            current: head.version,
-        });
-    }
-    if !status::editable(head.status) {
-        return Err(Error::NotEditable(head.status));
-    }
+    common::check_editable(head.status, head.version, edit.expected_version)?;
     let mut new_status = head.status;
     if let Some(new_lines) = &edit.lines {
         let current = read_lines(c, &edit.order_id)?;
