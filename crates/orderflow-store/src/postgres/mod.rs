@@ -130,6 +130,14 @@ impl PostgresStore {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         migrate(&config).await?;
+        // Every statement here is a keyed lookup or write whose generic plan is the right one,
+        // but with array parameters PostgreSQL's cost model keeps choosing custom plans, and
+        // re-planning each execution cost as much CPU as executing (docs/BENCHMARKS.md).
+        let options = match config.get_options() {
+            Some(options) => format!("{options} -c plan_cache_mode=force_generic_plan"),
+            None => "-c plan_cache_mode=force_generic_plan".to_owned(),
+        };
+        config.options(&options);
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -320,6 +328,9 @@ impl crate::Store for PostgresStore {
         let tx = client.transaction().await?;
         upsert_products(&tx, store_id, &products).await?;
         tx.commit().await?;
+        // Generic plans are made from the statistics of their first use; a catalogue loaded in
+        // bulk would otherwise be planned as the empty table it was, until autovacuum's ANALYZE.
+        client.batch_execute("ANALYZE products").await?;
         Ok(products.len())
     }
 
