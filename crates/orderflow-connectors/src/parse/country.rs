@@ -1,0 +1,1 @@
+//! ISO 3166-1 country codes.

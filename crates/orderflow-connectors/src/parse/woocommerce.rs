@@ -1,0 +1,8 @@
+//! Placeholder until the woocommerce parser lands.
+
+use super::ParseError;
+use crate::incoming::IncomingOrder;
+
+pub fn parse(_body: &[u8]) -> Result<IncomingOrder, ParseError> {
+    Err(ParseError::invalid("platform", "woocommerce payloads are not parsed yet"))
+}
