@@ -2,7 +2,7 @@
 
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
-use time::{OffsetDateTime, PrimitiveDateTime};
+use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
 use crate::parse::ParseError;
 
@@ -13,7 +13,7 @@ use crate::parse::ParseError;
 pub fn parse(field: &'static str, text: &str) -> Result<OffsetDateTime, ParseError> {
     let invalid = || ParseError::invalid(field, format!("{text:?} is not a timestamp"));
     if let Ok(instant) = OffsetDateTime::parse(text, &Rfc3339) {
-        return Ok(instant);
+        return Ok(instant.to_offset(UtcOffset::UTC));
     }
     let zoneless = text.strip_suffix(" UTC").unwrap_or(text).replacen(' ', "T", 1);
     let (seconds, fraction) = match zoneless.split_once('.') {
