@@ -32,20 +32,27 @@ impl OrderId {
     /// Mints an id from the creation time and 80 bits of caller-supplied randomness (the upper
     /// 48 bits of `random` are ignored).
     pub fn mint(unix_millis: u64, random: u128) -> Self {
-        let value: u128 =
-            (u128::from(unix_millis & 0xFFFF_FFFF_FFFF) << 80) | (random & ((1u128 << 80) - 1));
-        let mut text = String::with_capacity(30);
-        text.push_str(Self::PREFIX);
-        for i in (0..26).rev() {
-            let digit = ((value >> (i * 5)) & 0x1F) as usize;
-            text.push(char::from(CROCKFORD[digit]));
-        }
-        Self(text)
+        Self(time_ordered_id(Self::PREFIX, unix_millis, random))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// `prefix` and 26 Crockford base-32 digits of 48 bits of milliseconds then 80 random bits:
+/// ids that sort by creation time as text, so a time window is a range of ids. Also used for
+/// deliveries (`dlv_`) and forwards (`fwd_`).
+pub fn time_ordered_id(prefix: &str, unix_millis: u64, random: u128) -> String {
+    let value: u128 =
+        (u128::from(unix_millis & 0xFFFF_FFFF_FFFF) << 80) | (random & ((1u128 << 80) - 1));
+    let mut text = String::with_capacity(prefix.len() + 26);
+    text.push_str(prefix);
+    for i in (0..26).rev() {
+        let digit = ((value >> (i * 5)) & 0x1F) as usize;
+        text.push(char::from(CROCKFORD[digit]));
+    }
+    text
 }
 
 impl FromStr for OrderId {

@@ -8,7 +8,10 @@ use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
-use crate::model::{Idempotency, OrderFilter, Placement, PricedLine, Receipt, Scope};
+use crate::model::{
+    Idempotency, InboxFilter, OrderFilter, PlaceOrder, Placement, PricedLine, Receipt, Scope,
+    StoreSettings,
+};
 
 pub(crate) fn latest_version(migrations: &[refinery::Migration]) -> i64 {
     migrations
@@ -178,4 +181,76 @@ pub(crate) fn check_editable(
         return Err(Error::NotEditable(status));
     }
     Ok(())
+}
+
+/// The plan and lines of a storefront order for a store that does not manage stock here:
+/// every line as the platform priced it, nothing reserved, nothing waiting.
+pub(crate) fn unmanaged_lines(order: &PlaceOrder) -> Option<(ReservationPlan, Vec<PricedLine>)> {
+    let lines = order.source.as_ref()?.unmanaged_lines.clone()?;
+    let plan = ReservationPlan {
+        reserve: lines.iter().map(PricedLine::as_order_line).collect(),
+        backorder: Vec::new(),
+    };
+    Some((plan, lines))
+}
+
+pub(crate) fn settings_json(settings: &StoreSettings) -> Result<String> {
+    serde_json::to_string(settings).map_err(|e| Error::Corrupt(e.to_string()))
+}
+
+pub(crate) fn settings_from_json(text: &str) -> Result<StoreSettings> {
+    serde_json::from_str(text).map_err(|e| Error::Corrupt(format!("store settings: {e}")))
+}
+
+pub(crate) fn headers_json(headers: &[(String, String)]) -> Result<String> {
+    serde_json::to_string(headers).map_err(|e| Error::Corrupt(e.to_string()))
+}
+
+pub(crate) fn headers_from_json(text: &str) -> Result<Vec<(String, String)>> {
+    serde_json::from_str(text).map_err(|e| Error::Corrupt(format!("inbox headers: {e}")))
+}
+
+/// The one store a scope is limited to, if any (a customer sees no deliveries or forwards
+/// but their store's, and the HTTP layer lets only merchants ask).
+pub(crate) fn scope_store(scope: &Scope) -> Option<&str> {
+    match scope {
+        Scope::Everything => None,
+        Scope::Store(store_id) | Scope::Customer(store_id, _) => Some(store_id.as_str()),
+    }
+}
+
+/// The conditions of an inbox listing, as `(column and operator, value)` pairs.
+pub(crate) fn inbox_conditions(
+    scope: &Scope,
+    filter: &InboxFilter,
+) -> Vec<(&'static str, String)> {
+    let mut conditions = Vec::new();
+    if let Some(store_id) = scope_store(scope) {
+        conditions.push(("store_id =", store_id.to_owned()));
+    }
+    if let Some(store_id) = &filter.store_id {
+        conditions.push(("store_id =", store_id.to_string()));
+    }
+    if let Some(platform) = &filter.platform {
+        conditions.push(("platform =", platform.clone()));
+    }
+    if let Some(status) = filter.status {
+        conditions.push(("status =", status.as_str().to_owned()));
+    }
+    // Delivery ids are time-ordered ("dlv_" and a Crockford base-32 ULID), so a time window
+    // and the cursor are both ranges over the primary key.
+    let at = |instant: OffsetDateTime, random| {
+        let millis = u64::try_from(instant.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+        orderflow_domain::id::time_ordered_id("dlv_", millis, random)
+    };
+    if let Some(after) = filter.received_after {
+        conditions.push(("delivery_id >=", at(after, 0)));
+    }
+    if let Some(before) = filter.received_before {
+        conditions.push(("delivery_id <", at(before, 0)));
+    }
+    if let Some(before) = &filter.before {
+        conditions.push(("delivery_id <", before.clone()));
+    }
+    conditions
 }

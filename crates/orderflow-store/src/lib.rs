@@ -14,6 +14,7 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use orderflow_domain::{OrderId, ProductId, StoreId};
+use time::OffsetDateTime;
 
 pub use error::{Error, Result};
 pub use model::*;
@@ -42,6 +43,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     async fn create_store(&self, store: NewStore) -> Result<StoreRecord>;
     async fn get_store(&self, store_id: &StoreId) -> Result<StoreRecord>;
+    /// Replaces a store's name, platform and settings.
+    async fn update_store(&self, store: StoreRecord) -> Result<StoreRecord>;
 
     async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey>;
     /// The key whose token hashes to `token_hash`, if any.
@@ -84,4 +87,66 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Per product of a store: units reserved by live orders according to their lines, and the
     /// `reserved` column. Used by tests and checks to prove the books balance.
     async fn audit_reservations(&self, store_id: &StoreId) -> Result<Vec<ReservationAudit>>;
+
+    /// Writes a delivery durably before it is acknowledged. A delivery whose event key the
+    /// store has seen is written too, as a duplicate of the first (a unique key decides, so
+    /// racing re-sends cannot both win).
+    async fn receive_delivery(&self, delivery: NewDelivery) -> Result<Received>;
+    /// Leases up to `limit` received deliveries, oldest first, until `lease_until`; a delivery
+    /// whose lease ran out (its worker died) is claimed again.
+    async fn claim_deliveries(
+        &self,
+        limit: u32,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<Vec<Delivery>>;
+    /// Records a delivery's fate and queues its forward, in one transaction.
+    async fn settle_delivery(&self, settlement: Settlement) -> Result<()>;
+    async fn get_delivery(&self, scope: &Scope, delivery_id: &str) -> Result<Delivery>;
+    /// Newest first, without bodies.
+    async fn list_deliveries(&self, scope: &Scope, filter: InboxFilter) -> Result<Page<Delivery>>;
+    /// The latest `limit` deliveries of a store that carried an order (for rule previews).
+    async fn recent_order_deliveries(&self, store_id: &StoreId, limit: u32)
+    -> Result<Vec<Delivery>>;
+    /// Records a newer platform version of the order held for `external_id`, or reports it
+    /// stale; [`Error::NotFound`] when no order is held for it.
+    async fn update_order_source(
+        &self,
+        store_id: &StoreId,
+        external_id: &str,
+        updated_at: OffsetDateTime,
+        document: String,
+        now: OffsetDateTime,
+    ) -> Result<SourceUpdate>;
+
+    /// Leases up to `limit` pending forwards that are due, until `lease_until`.
+    async fn claim_due_forwards(
+        &self,
+        limit: u32,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<Vec<Forward>>;
+    /// Records an attempt; a delivered forward marks its inbox delivery `forwarded`.
+    async fn record_forward_attempt(
+        &self,
+        forward_id: &str,
+        outcome: ForwardOutcome,
+        now: OffsetDateTime,
+    ) -> Result<()>;
+    async fn get_forward(&self, scope: &Scope, forward_id: &str) -> Result<Forward>;
+    async fn list_forwards(
+        &self,
+        scope: &Scope,
+        status: Option<ForwardStatus>,
+        limit: u32,
+    ) -> Result<Vec<Forward>>;
+    /// Makes a forward that is not delivered due now, with its tries counted afresh.
+    async fn retry_forward(
+        &self,
+        scope: &Scope,
+        forward_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Forward>;
+    /// Makes every dead forward the scope sees due now; returns how many.
+    async fn retry_dead_forwards(&self, scope: &Scope, now: OffsetDateTime) -> Result<u64>;
 }

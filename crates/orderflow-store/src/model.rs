@@ -25,6 +25,7 @@ pub struct NewStore {
     pub store_id: StoreId,
     pub name: String,
     pub platform: Option<String>,
+    pub settings: StoreSettings,
     pub now: OffsetDateTime,
 }
 
@@ -33,7 +34,62 @@ pub struct StoreRecord {
     pub store_id: StoreId,
     pub name: String,
     pub platform: Option<String>,
+    pub settings: StoreSettings,
     pub created_at: OffsetDateTime,
+}
+
+/// How a store is connected to its storefront platform and to its courier system. Secrets are
+/// kept as they are, because checking a platform's HMAC needs them; the API shows them masked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StoreSettings {
+    /// The secret the platform signs webhooks with (VTEX: the value of its configured header).
+    pub webhook_secret: Option<String>,
+    /// The secret being rotated out, still accepted until it is removed.
+    pub previous_webhook_secret: Option<String>,
+    /// Credentials for pulling orders from the platform's API.
+    pub api: Option<ApiCredentials>,
+    /// False for a courier's client stores: their orders are recorded and forwarded without
+    /// reserving stock in orderflow's catalogue.
+    pub manage_stock: bool,
+    /// The store's intake rules, in order, as JSON (validated by the intake crate).
+    pub rules: serde_json::Value,
+    /// Where clean orders are forwarded (the courier system).
+    pub destination: Option<Destination>,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            webhook_secret: None,
+            previous_webhook_secret: None,
+            api: None,
+            manage_stock: true,
+            rules: serde_json::Value::Array(Vec::new()),
+            destination: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiCredentials {
+    /// The shop's API root, e.g. `https://shop.example/api` or VTEX's account URL.
+    pub base_url: String,
+    /// API key, app key, consumer key or webservice key, as the platform names it.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// The matching secret or token.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Destination {
+    pub url: String,
+    /// Standard Webhooks signing secret (`whsec_…`).
+    pub secret: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -148,7 +204,25 @@ pub struct PlaceOrder {
     pub customer: Option<Customer>,
     pub shipping_address: Option<Address>,
     pub idempotency: Option<Idempotency>,
+    /// Set when the order comes from a storefront rather than the API.
+    pub source: Option<OrderSource>,
     pub now: OffsetDateTime,
+}
+
+/// Where a storefront order came from, for the second level of de-duplication: one order per
+/// store and platform order id, and no update older than the one held.
+#[derive(Debug, Clone)]
+pub struct OrderSource {
+    pub external_id: String,
+    /// When the platform last changed the order.
+    pub updated_at: OffsetDateTime,
+    /// The normalised order as received, as JSON.
+    pub document: String,
+    /// The first timeline note: where the order came from and what the store's rules did.
+    pub note: String,
+    /// `Some` for a store that does not manage stock here: the lines at the platform's prices,
+    /// recorded without reserving anything.
+    pub unmanaged_lines: Option<Vec<PricedLine>>,
 }
 
 /// What the client was told when the order was placed; kept with the idempotency key so a
@@ -258,4 +332,187 @@ pub struct ReservationAudit {
     pub reserved: i64,
     /// Sum of the lines of orders whose status holds a reservation.
     pub reserved_by_live_orders: i64,
+}
+
+/// A webhook delivery or pulled document, as it is written to the inbox.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub delivery_id: String,
+    pub store_id: StoreId,
+    pub platform: String,
+    /// The platform's event identity: deliveries with the same key are duplicates.
+    pub event_key: String,
+    pub topic: Option<String>,
+    /// The headers that matter (signature, event id, topic), as received.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub now: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub delivery_id: String,
+    /// The delivery that first carried this event, when this one is a duplicate.
+    pub duplicate_of: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Stored, waiting for the intake worker.
+    Received,
+    Accepted,
+    Duplicate,
+    /// Older than what is held for the order; recorded and ignored.
+    Stale,
+    /// Refused by a store rule or because it cannot become an order here.
+    Rejected,
+    /// Signed but unparseable, or failed while processing.
+    Failed,
+    /// Accepted and delivered to the store's destination.
+    Forwarded,
+}
+
+impl DeliveryStatus {
+    pub const ALL: [DeliveryStatus; 7] = [
+        Self::Received,
+        Self::Accepted,
+        Self::Duplicate,
+        Self::Stale,
+        Self::Rejected,
+        Self::Failed,
+        Self::Forwarded,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Received => "received",
+            Self::Accepted => "accepted",
+            Self::Duplicate => "duplicate",
+            Self::Stale => "stale",
+            Self::Rejected => "rejected",
+            Self::Failed => "failed",
+            Self::Forwarded => "forwarded",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub delivery_id: String,
+    pub store_id: StoreId,
+    pub platform: String,
+    pub event_key: String,
+    pub topic: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub status: DeliveryStatus,
+    pub reason: Option<String>,
+    pub order_id: Option<OrderId>,
+    pub duplicate_of: Option<String>,
+    /// How many times a worker has claimed it.
+    pub attempts: u32,
+    pub received_at: OffsetDateTime,
+    pub processed_at: Option<OffsetDateTime>,
+}
+
+/// What the intake worker decided about a delivery.
+#[derive(Debug, Clone)]
+pub struct Settlement {
+    pub delivery_id: String,
+    pub status: DeliveryStatus,
+    pub reason: Option<String>,
+    pub order_id: Option<OrderId>,
+    /// Queued in the same transaction, once per order.
+    pub forward: Option<NewForward>,
+    pub now: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct InboxFilter {
+    pub store_id: Option<StoreId>,
+    pub platform: Option<String>,
+    pub status: Option<DeliveryStatus>,
+    pub received_after: Option<OffsetDateTime>,
+    pub received_before: Option<OffsetDateTime>,
+    pub limit: u32,
+    /// Newest first: continue with deliveries older than this one.
+    pub before: Option<String>,
+}
+
+/// How an update from the platform applied to the order already held for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceUpdate {
+    /// Newer than what was held: recorded.
+    Applied { order_id: OrderId },
+    /// Not newer than what was held: ignored.
+    Stale { order_id: OrderId },
+}
+
+#[derive(Debug, Clone)]
+pub struct NewForward {
+    pub forward_id: String,
+    pub store_id: StoreId,
+    pub order_id: OrderId,
+    pub delivery_id: Option<String>,
+    pub url: String,
+    pub payload: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForwardStatus {
+    Pending,
+    Delivered,
+    /// Every try failed; waits for a replay.
+    Dead,
+}
+
+impl ForwardStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Dead => "dead",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Pending, Self::Delivered, Self::Dead]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forward {
+    pub forward_id: String,
+    pub store_id: StoreId,
+    pub order_id: OrderId,
+    pub delivery_id: Option<String>,
+    pub url: String,
+    pub payload: String,
+    pub status: ForwardStatus,
+    pub attempts: u32,
+    pub next_attempt_at: OffsetDateTime,
+    pub last_error: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub delivered_at: Option<OffsetDateTime>,
+}
+
+/// The result of one attempt to deliver a forward.
+#[derive(Debug, Clone)]
+pub enum ForwardOutcome {
+    Delivered,
+    RetryAt {
+        at: OffsetDateTime,
+        error: String,
+    },
+    Dead {
+        error: String,
+    },
 }

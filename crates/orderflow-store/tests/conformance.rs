@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use orderflow_domain::{Address, OrderId, OrderStatus, Refusal, Shortfall, StockError, StoreId};
 use orderflow_store::{
-    ApiKey, BackorderLine, CancelOrder, EditOrder, Error, Idempotency, NewApiKey, NewStore, Order,
-    OrderFilter, PageRequest, PlaceOrder, Placement, Product, Receipt, Role, Scope, Store,
-    StoreRecord,
+    ApiKey, BackorderLine, CancelOrder, Destination, EditOrder, Error, Idempotency, NewApiKey,
+    NewStore, Order, OrderFilter, PageRequest, PlaceOrder, Placement, Product, Receipt, Role, Scope,
+    Store, StoreRecord, StoreSettings,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -43,16 +43,28 @@ async fn creating_a_store_twice_is_refused_and_an_unknown_store_is_not_found(
     store: Arc<dyn Store>,
 ) {
     let created_at = now();
+    let settings = StoreSettings {
+        webhook_secret: Some("shpss_current".into()),
+        manage_stock: false,
+        rules: serde_json::json!([{"kind": "exclude_regions", "regions": ["RM"]}]),
+        destination: Some(Destination {
+            url: "http://127.0.0.1:9/orders".into(),
+            secret: "whsec_c2VjcmV0".into(),
+        }),
+        ..StoreSettings::default()
+    };
     let new = NewStore {
         store_id: sid("acme"),
         name: "Acme".into(),
         platform: Some("shopify".into()),
+        settings: settings.clone(),
         now: created_at,
     };
     let expected = StoreRecord {
         store_id: sid("acme"),
         name: "Acme".into(),
         platform: Some("shopify".into()),
+        settings,
         created_at,
     };
 

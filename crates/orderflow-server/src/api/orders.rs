@@ -351,6 +351,7 @@ pub async fn place(
             shipping_address: body.shipping_address,
             idempotency,
             now,
+            source: None,
         })
         .await;
     let placement = match placed {

@@ -149,6 +149,7 @@ pub async fn create(
             store_id,
             name,
             platform: body.platform,
+            settings: orderflow_store::StoreSettings::default(),
             now: OffsetDateTime::now_utc(),
         })
         .await?;

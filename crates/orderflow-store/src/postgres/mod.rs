@@ -43,6 +43,7 @@ macro_rules! product_columns {
     };
 }
 
+mod intake;
 mod orders;
 
 use std::collections::{BTreeMap, HashMap};
@@ -196,19 +197,20 @@ impl crate::Store for PostgresStore {
         let client = self.pool.get().await?;
         let statement = client
             .prepare_cached(concat!(
-                "INSERT INTO stores (store_id, name, platform, created_at) VALUES ($1, $2, $3, ",
-                at_micros!("$4"),
-                ") RETURNING ",
-                micros_of!("created_at")
+                "INSERT INTO stores (store_id, name, platform, settings, created_at)
+                 VALUES ($1, $2, $3, $4::TEXT::JSONB, ",
+                at_micros!("$5"),
+                ")"
             ))
             .await?;
-        let row = client
-            .query_one(
+        client
+            .execute(
                 &statement,
                 &[
                     &store.store_id.as_str(),
                     &store.name,
                     &store.platform,
+                    &common::settings_json(&store.settings)?,
                     &micros(store.now),
                 ],
             )
@@ -220,33 +222,36 @@ impl crate::Store for PostgresStore {
                     error.into()
                 }
             })?;
-        Ok(StoreRecord {
-            created_at: from_micros(row.try_get("created_at")?)?,
-            store_id: store.store_id,
-            name: store.name,
-            platform: store.platform,
-        })
+        read_store(&client, &store.store_id).await
     }
 
     async fn get_store(&self, store_id: &StoreId) -> Result<StoreRecord> {
         let client = self.pool.get().await?;
+        read_store(&client, store_id).await
+    }
+
+    async fn update_store(&self, store: StoreRecord) -> Result<StoreRecord> {
+        let client = self.pool.get().await?;
         let statement = client
-            .prepare_cached(concat!(
-                "SELECT name, platform, ",
-                micros_of!("created_at"),
-                " FROM stores WHERE store_id = $1"
-            ))
+            .prepare_cached(
+                "UPDATE stores SET name = $2, platform = $3, settings = $4::TEXT::JSONB WHERE store_id = $1",
+            )
             .await?;
-        let row = client
-            .query_opt(&statement, &[&store_id.as_str()])
-            .await?
-            .ok_or(Error::NotFound)?;
-        Ok(StoreRecord {
-            store_id: store_id.clone(),
-            name: row.try_get("name")?,
-            platform: row.try_get("platform")?,
-            created_at: from_micros(row.try_get("created_at")?)?,
-        })
+        let changed = client
+            .execute(
+                &statement,
+                &[
+                    &store.store_id.as_str(),
+                    &store.name,
+                    &store.platform,
+                    &common::settings_json(&store.settings)?,
+                ],
+            )
+            .await?;
+        if changed == 0 {
+            return Err(Error::NotFound);
+        }
+        read_store(&client, &store.store_id).await
     }
 
     async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey> {
@@ -468,6 +473,128 @@ impl crate::Store for PostgresStore {
             })
             .collect()
     }
+
+    async fn receive_delivery(&self, delivery: NewDelivery) -> Result<Received> {
+        let mut client = self.pool.get().await?;
+        intake::receive(&mut client, &delivery).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        limit: u32,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<Vec<Delivery>> {
+        let client = self.pool.get().await?;
+        intake::claim(&client, limit, now, lease_until).await
+    }
+
+    async fn settle_delivery(&self, settlement: Settlement) -> Result<()> {
+        let mut client = self.pool.get().await?;
+        intake::settle(&mut client, &settlement).await
+    }
+
+    async fn get_delivery(&self, scope: &Scope, delivery_id: &str) -> Result<Delivery> {
+        let client = self.pool.get().await?;
+        intake::read_delivery(&client, scope, delivery_id).await
+    }
+
+    async fn list_deliveries(&self, scope: &Scope, filter: InboxFilter) -> Result<Page<Delivery>> {
+        let client = self.pool.get().await?;
+        intake::list(&client, scope, &filter).await
+    }
+
+    async fn recent_order_deliveries(
+        &self,
+        store_id: &StoreId,
+        limit: u32,
+    ) -> Result<Vec<Delivery>> {
+        let client = self.pool.get().await?;
+        intake::recent_order_deliveries(&client, store_id, limit).await
+    }
+
+    async fn update_order_source(
+        &self,
+        store_id: &StoreId,
+        external_id: &str,
+        updated_at: OffsetDateTime,
+        document: String,
+        now: OffsetDateTime,
+    ) -> Result<SourceUpdate> {
+        let client = self.pool.get().await?;
+        intake::update_source(&client, store_id, external_id, updated_at, &document, now).await
+    }
+
+    async fn claim_due_forwards(
+        &self,
+        limit: u32,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<Vec<Forward>> {
+        let client = self.pool.get().await?;
+        intake::claim_forwards(&client, limit, now, lease_until).await
+    }
+
+    async fn record_forward_attempt(
+        &self,
+        forward_id: &str,
+        outcome: ForwardOutcome,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let mut client = self.pool.get().await?;
+        intake::record_attempt(&mut client, forward_id, &outcome, now).await
+    }
+
+    async fn get_forward(&self, scope: &Scope, forward_id: &str) -> Result<Forward> {
+        let client = self.pool.get().await?;
+        intake::read_forward(&client, scope, forward_id).await
+    }
+
+    async fn list_forwards(
+        &self,
+        scope: &Scope,
+        status: Option<ForwardStatus>,
+        limit: u32,
+    ) -> Result<Vec<Forward>> {
+        let client = self.pool.get().await?;
+        intake::list_forwards(&client, scope, status, limit).await
+    }
+
+    async fn retry_forward(
+        &self,
+        scope: &Scope,
+        forward_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Forward> {
+        let client = self.pool.get().await?;
+        intake::retry_forward(&client, scope, forward_id, now).await
+    }
+
+    async fn retry_dead_forwards(&self, scope: &Scope, now: OffsetDateTime) -> Result<u64> {
+        let client = self.pool.get().await?;
+        intake::retry_dead(&client, scope, now).await
+    }
+}
+
+async fn read_store(client: &deadpool_postgres::Client, store_id: &StoreId) -> Result<StoreRecord> {
+    let statement = client
+        .prepare_cached(concat!(
+            "SELECT name, platform, settings::TEXT AS settings, ",
+            micros_of!("created_at"),
+            " FROM stores WHERE store_id = $1"
+        ))
+        .await?;
+    let row = client
+        .query_opt(&statement, &[&store_id.as_str()])
+        .await?
+        .ok_or(Error::NotFound)?;
+    Ok(StoreRecord {
+        store_id: store_id.clone(),
+        name: row.try_get("name")?,
+        platform: row.try_get("platform")?,
+        settings: common::settings_from_json(row.try_get("settings")?)?,
+        created_at: from_micros(row.try_get("created_at")?)?,
+    })
 }
 
 fn product(row: &Row) -> Result<Product> {

@@ -131,12 +131,15 @@ const PLACE: &str = concat!(
          RETURNING 1
      ), placed AS (
          INSERT INTO orders (order_id, store_id, external_id, customer_id, status, customer,
-                             shipping_address, currency, total_minor, version, created_at, updated_at)
-         VALUES ($7, $1, NULL, $8, $9, $10::TEXT::JSONB, $11::TEXT::JSONB, $12, $13, 1, ",
+                             shipping_address, currency, total_minor, version, created_at, updated_at,
+                             source_updated_at, source)
+         VALUES ($7, $1, $22::TEXT, $8, $9, $10::TEXT::JSONB, $11::TEXT::JSONB, $12, $13, 1, ",
     at_micros!("$6"),
     ", ",
     at_micros!("$6"),
-    ")
+    ", ",
+    at_micros!("$23"),
+    ", $24::TEXT::JSONB)
      ), lines AS (
          INSERT INTO order_lines (order_id, line_no, product_id, quantity, unit_price_minor, currency)
          SELECT $7, l.line_no, l.product_id, l.quantity, l.unit_price_minor, l.currency
@@ -151,7 +154,7 @@ const PLACE: &str = concat!(
          INSERT INTO order_events (order_id, seq, at, status, note)
          VALUES ($7, 1, ",
     at_micros!("$6"),
-    ", 'pending', 'placed'), ($7, 2, ",
+    ", 'pending', $25::TEXT), ($7, 2, ",
     at_micros!("$6"),
     ", $9, $18)
      ), claimed AS (
@@ -201,17 +204,24 @@ async fn try_place_order(client: &Client, order: &PlaceOrder) -> Result<Attempt>
         .iter()
         .map(|line| line.product_id.as_str())
         .collect();
-    let read = client.prepare_cached(READ_PRODUCTS).await?;
-    let known = stock_by_product(&client.query(&read, &[&store_id, &product_ids]).await?)?;
-    let plan = plan_reservation(
-        &order.lines,
-        |id| known.get(id.as_str()).map(|k| k.level),
-        order.allow_partial,
-    )
-    .map_err(Error::Refused)?;
-    let lines = common::price(&plan.reserve, |id| {
-        known.get(id.as_str()).map(|k| (k.price_minor, k.currency))
-    });
+    let (plan, lines, reserving) = match common::unmanaged_lines(order) {
+        Some((plan, lines)) => (plan, lines, false),
+        None => {
+            let read = client.prepare_cached(READ_PRODUCTS).await?;
+            let known =
+                stock_by_product(&client.query(&read, &[&store_id, &product_ids]).await?)?;
+            let plan = plan_reservation(
+                &order.lines,
+                |id| known.get(id.as_str()).map(|k| k.level),
+                order.allow_partial,
+            )
+            .map_err(Error::Refused)?;
+            let lines = common::price(&plan.reserve, |id| {
+                known.get(id.as_str()).map(|k| (k.price_minor, k.currency))
+            });
+            (plan, lines, true)
+        }
+    };
     let (currency, total_minor) = common::total(&lines)?;
     let transition = status::placement(!plan.backorder.is_empty());
     let note = common::placement_note(&plan);
@@ -226,6 +236,7 @@ async fn try_place_order(client: &Client, order: &PlaceOrder) -> Result<Attempt>
 
     let reservations: Vec<(&str, i64)> = lines
         .iter()
+        .filter(|_| reserving)
         .map(|line| (line.product_id.as_str(), i64::from(line.quantity.get())))
         .collect();
     let (reserve_ids, reserve_quantities): (Vec<&str>, Vec<i64>) =
@@ -253,7 +264,11 @@ async fn try_place_order(client: &Client, order: &PlaceOrder) -> Result<Attempt>
     let address = common::to_json(&order.shipping_address)?;
     let currency = currency.as_ref().map(Currency::as_str);
     let status = transition.to().as_str();
-    let params: [Param<'_>; 21] = [
+    let external_id = order.source.as_ref().map(|s| s.external_id.as_str());
+    let source_updated_at = order.source.as_ref().map(|s| micros(s.updated_at));
+    let source = order.source.as_ref().map(|s| s.document.as_str());
+    let first_note = order.source.as_ref().map_or("placed", |s| s.note.as_str());
+    let params: [Param<'_>; 25] = [
         &store_id,
         &reserve_ids,
         &reserve_quantities,
@@ -275,6 +290,10 @@ async fn try_place_order(client: &Client, order: &PlaceOrder) -> Result<Attempt>
         &key,
         &request_hash,
         &receipt_json,
+        &external_id,
+        &source_updated_at,
+        &source,
+        &first_note,
     ];
     let place = client.prepare_cached(PLACE).await?;
     let reserved: i64 = match client.query_one(&place, &params).await {
@@ -287,8 +306,11 @@ async fn try_place_order(client: &Client, order: &PlaceOrder) -> Result<Attempt>
             {
                 return Ok(Attempt::StalePlan);
             }
+            // A storefront order's key and its external id are claimed together, so either
+            // conflict means the order exists and its receipt can be replayed.
+            let constraint = error.as_db_error().and_then(|e| e.constraint());
             if code == Some(&SqlState::UNIQUE_VIOLATION)
-                && error.as_db_error().and_then(|e| e.constraint()) == Some("idempotency_keys_pkey")
+                && matches!(constraint, Some("idempotency_keys_pkey" | "orders_by_external_id"))
             {
                 return Ok(Attempt::KeyTaken);
             }

@@ -2,6 +2,7 @@
 //! pool of read-only connections for everything that only reads.
 
 mod checkpointer;
+mod intake;
 mod writer;
 
 use std::collections::HashMap;
@@ -205,9 +206,9 @@ impl crate::Store for SqliteStore {
             .write(move |c| {
                 let inserted = c
                     .prepare_cached(
-                        "INSERT INTO stores (store_id, name, platform, created_at) VALUES (?1, ?2, ?3, ?4)",
+                        "INSERT INTO stores (store_id, name, platform, settings, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                     )?
-                    .execute(params![store.store_id.as_str(), store.name, store.platform, micros(store.now)]);
+                    .execute(params![store.store_id.as_str(), store.name, store.platform, common::settings_json(&store.settings)?, micros(store.now)]);
                 match inserted {
                     Err(error) if is_unique_violation(&error) => {
                         Err(Error::AlreadyExists(format!("store {}", store.store_id)))
@@ -222,6 +223,25 @@ impl crate::Store for SqliteStore {
     async fn get_store(&self, store_id: &StoreId) -> Result<StoreRecord> {
         let store_id = store_id.clone();
         self.read(move |c| read_store(c, &store_id)).await
+    }
+
+    async fn update_store(&self, store: StoreRecord) -> Result<StoreRecord> {
+        self.writer
+            .write(move |c| {
+                let changed = c
+                    .prepare_cached("UPDATE stores SET name = ?2, platform = ?3, settings = ?4 WHERE store_id = ?1")?
+                    .execute(params![
+                        store.store_id.as_str(),
+                        store.name,
+                        store.platform,
+                        common::settings_json(&store.settings)?
+                    ])?;
+                if changed == 0 {
+                    return Err(Error::NotFound);
+                }
+                read_store(c, &store.store_id)
+            })
+            .await
     }
 
     async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey> {
@@ -427,16 +447,136 @@ impl crate::Store for SqliteStore {
         })
         .await
     }
+
+    async fn receive_delivery(&self, delivery: NewDelivery) -> Result<Received> {
+        self.writer
+            .write(move |c| intake::receive(c, &delivery))
+            .await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        limit: u32,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<Vec<Delivery>> {
+        self.writer
+            .write(move |c| intake::claim(c, limit, now, lease_until))
+            .await
+    }
+
+    async fn settle_delivery(&self, settlement: Settlement) -> Result<()> {
+        self.writer
+            .write(move |c| intake::settle(c, &settlement))
+            .await
+    }
+
+    async fn get_delivery(&self, scope: &Scope, delivery_id: &str) -> Result<Delivery> {
+        let (scope, delivery_id) = (scope.clone(), delivery_id.to_owned());
+        self.read(move |c| intake::read_delivery(c, Some(&scope), &delivery_id, true))
+            .await
+    }
+
+    async fn list_deliveries(&self, scope: &Scope, filter: InboxFilter) -> Result<Page<Delivery>> {
+        let scope = scope.clone();
+        self.read(move |c| intake::list(c, &scope, &filter)).await
+    }
+
+    async fn recent_order_deliveries(
+        &self,
+        store_id: &StoreId,
+        limit: u32,
+    ) -> Result<Vec<Delivery>> {
+        let store_id = store_id.clone();
+        self.read(move |c| intake::recent_order_deliveries(c, &store_id, limit))
+            .await
+    }
+
+    async fn update_order_source(
+        &self,
+        store_id: &StoreId,
+        external_id: &str,
+        updated_at: OffsetDateTime,
+        document: String,
+        now: OffsetDateTime,
+    ) -> Result<SourceUpdate> {
+        let (store_id, external_id) = (store_id.clone(), external_id.to_owned());
+        self.writer
+            .write(move |c| {
+                intake::update_source(c, &store_id, &external_id, updated_at, &document, now)
+            })
+            .await
+    }
+
+    async fn claim_due_forwards(
+        &self,
+        limit: u32,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<Vec<Forward>> {
+        self.writer
+            .write(move |c| intake::claim_forwards(c, limit, now, lease_until))
+            .await
+    }
+
+    async fn record_forward_attempt(
+        &self,
+        forward_id: &str,
+        outcome: ForwardOutcome,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let forward_id = forward_id.to_owned();
+        self.writer
+            .write(move |c| intake::record_attempt(c, &forward_id, &outcome, now))
+            .await
+    }
+
+    async fn get_forward(&self, scope: &Scope, forward_id: &str) -> Result<Forward> {
+        let (scope, forward_id) = (scope.clone(), forward_id.to_owned());
+        self.read(move |c| intake::read_forward(c, &scope, &forward_id))
+            .await
+    }
+
+    async fn list_forwards(
+        &self,
+        scope: &Scope,
+        status: Option<ForwardStatus>,
+        limit: u32,
+    ) -> Result<Vec<Forward>> {
+        let scope = scope.clone();
+        self.read(move |c| intake::list_forwards(c, &scope, status, limit))
+            .await
+    }
+
+    async fn retry_forward(
+        &self,
+        scope: &Scope,
+        forward_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Forward> {
+        let (scope, forward_id) = (scope.clone(), forward_id.to_owned());
+        self.writer
+            .write(move |c| intake::retry_forward(c, &scope, &forward_id, now))
+            .await
+    }
+
+    async fn retry_dead_forwards(&self, scope: &Scope, now: OffsetDateTime) -> Result<u64> {
+        let scope = scope.clone();
+        self.writer
+            .write(move |c| intake::retry_dead(c, &scope, now))
+            .await
+    }
 }
 
 fn read_store(c: &Connection, store_id: &StoreId) -> Result<StoreRecord> {
     let row = c
-        .prepare_cached("SELECT name, platform, created_at FROM stores WHERE store_id = ?1")?
+        .prepare_cached("SELECT name, platform, created_at, settings FROM stores WHERE store_id = ?1")?
         .query_row([store_id.as_str()], |row| {
             Ok((
                 row.get::<_, String>(0)?,
                 row.get::<_, Option<String>>(1)?,
                 row.get::<_, i64>(2)?,
+                row.get::<_, String>(3)?,
             ))
         })
         .optional()?
@@ -445,6 +585,7 @@ fn read_store(c: &Connection, store_id: &StoreId) -> Result<StoreRecord> {
         store_id: store_id.clone(),
         name: row.0,
         platform: row.1,
+        settings: common::settings_from_json(&row.3)?,
         created_at: from_micros(row.2)?,
     })
 }
@@ -643,31 +784,36 @@ fn place_order(c: &Connection, order: &PlaceOrder) -> Result<Placement> {
         }
     }
 
-    let mut known = HashMap::new();
-    for line in order.lines.iter() {
-        if let Some(found) = read_level(c, &order.store_id, &line.product_id)? {
-            known.insert(line.product_id.clone(), found);
+    let (plan, lines) = match common::unmanaged_lines(order) {
+        Some(unmanaged) => unmanaged,
+        None => {
+            let mut known = HashMap::new();
+            for line in order.lines.iter() {
+                if let Some(found) = read_level(c, &order.store_id, &line.product_id)? {
+                    known.insert(line.product_id.clone(), found);
+                }
+            }
+            let plan = plan_reservation(
+                &order.lines,
+                |id| known.get(id).map(|k| k.0),
+                order.allow_partial,
+            )
+            .map_err(Error::Refused)?;
+            let lines = common::price(&plan.reserve, |id| known.get(id).map(|k| (k.1, k.2)));
+            for line in &lines {
+                change_reserved(
+                    c,
+                    &order.store_id,
+                    &line.product_id,
+                    i64::from(line.quantity.get()),
+                    order.now,
+                )?;
+            }
+            (plan, lines)
         }
-    }
-    let plan = plan_reservation(
-        &order.lines,
-        |id| known.get(id).map(|k| k.0),
-        order.allow_partial,
-    )
-    .map_err(Error::Refused)?;
-    let lines = common::price(&plan.reserve, |id| known.get(id).map(|k| (k.1, k.2)));
+    };
     let (currency, total_minor) = common::total(&lines)?;
     let transition = status::placement(!plan.backorder.is_empty());
-
-    for line in &lines {
-        change_reserved(
-            c,
-            &order.store_id,
-            &line.product_id,
-            i64::from(line.quantity.get()),
-            order.now,
-        )?;
-    }
     let customer_id = order
         .customer
         .as_ref()
@@ -675,8 +821,8 @@ fn place_order(c: &Connection, order: &PlaceOrder) -> Result<Placement> {
         .map(|id| id.as_str());
     c.prepare_cached(
         "INSERT INTO orders (order_id, store_id, external_id, customer_id, status, customer, shipping_address,
-                             currency, total_minor, version, created_at, updated_at)
-         VALUES (?1, ?2, NULL, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9, ?9)",
+                             currency, total_minor, version, created_at, updated_at, source_updated_at, source)
+         VALUES (?1, ?2, ?10, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9, ?9, ?11, ?12)",
     )?
     .execute(params![
         order.order_id.as_str(),
@@ -687,7 +833,10 @@ fn place_order(c: &Connection, order: &PlaceOrder) -> Result<Placement> {
         common::to_json(&order.shipping_address)?,
         currency.as_ref().map(Currency::as_str),
         total_minor,
-        micros(order.now)
+        micros(order.now),
+        order.source.as_ref().map(|s| s.external_id.as_str()),
+        order.source.as_ref().map(|s| micros(s.updated_at)),
+        order.source.as_ref().map(|s| s.document.as_str()),
     ])?;
     insert_lines(c, &order.order_id, &lines)?;
     for shortfall in &plan.backorder {
@@ -700,7 +849,7 @@ fn place_order(c: &Connection, order: &PlaceOrder) -> Result<Placement> {
         1,
         order.now,
         OrderStatus::Pending,
-        Some("placed"),
+        Some(order.source.as_ref().map_or("placed", |s| s.note.as_str())),
     )?;
     insert_event(
         c,

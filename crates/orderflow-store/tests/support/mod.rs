@@ -1,5 +1,7 @@
 //! Backends and fixtures for the storage conformance suite: a fresh SQLite file or a fresh
 //! PostgreSQL database per test, and small builders that keep the cases readable.
+// Each test file uses a different part of these helpers.
+#![allow(dead_code)]
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use orderflow_domain::{
 use orderflow_store::scratch::ScratchDatabase;
 use orderflow_store::{
     Error, NewStore, Order, OrderFilter, PlaceOrder, PricedLine, ProductInput, Result, Scope, Store,
+    StoreSettings,
 };
 use time::OffsetDateTime;
 
@@ -207,6 +210,7 @@ pub fn order(store_id: &StoreId, pairs: &[(&str, u64)]) -> PlaceOrder {
         customer: None,
         shipping_address: None,
         idempotency: None,
+        source: None,
         now: now(),
     }
 }
@@ -226,6 +230,7 @@ pub async fn create_store(store: &dyn Store, id: &str) -> StoreId {
             store_id: store_id.clone(),
             name: format!("Store {id}"),
             platform: None,
+            settings: StoreSettings::default(),
             now: now(),
         })
         .await
