@@ -10,6 +10,7 @@ pub mod parse;
 pub mod platform;
 pub mod signature;
 pub mod timestamp;
+pub mod webhook;
 
 pub use incoming::{IncomingLine, IncomingOrder, PlatformState, Totals};
 pub use parse::{ParseError, parse_order};

@@ -73,7 +73,11 @@ fn a_shopify_id_beyond_2_pow_53_survives_exactly() {
     // 2^53 + 1 has no f64 of its own: a float on the way would turn it into …992.
     let body = fixture_text()
         .replacen("\"id\": 450789469", "\"id\":820982911946154508", 1)
-        .replacen("\"variant_id\": 39072856", "\"variant_id\":9007199254740993", 1);
+        .replacen(
+            "\"variant_id\": 39072856",
+            "\"variant_id\":9007199254740993",
+            1,
+        );
     assert!(body.contains("820982911946154508") && body.contains("9007199254740993"));
     let order = parse(body.as_bytes()).expect("parses");
     assert_eq!(order.external_id, "820982911946154508");
@@ -82,8 +86,11 @@ fn a_shopify_id_beyond_2_pow_53_survives_exactly() {
 
 #[test]
 fn an_id_beyond_u64_is_still_kept_as_its_digits() {
-    let body = fixture_text()
-        .replacen("\"id\": 450789469", "\"id\":123456789012345678901234567890", 1);
+    let body = fixture_text().replacen(
+        "\"id\": 450789469",
+        "\"id\":123456789012345678901234567890",
+        1,
+    );
     let order = parse(body.as_bytes()).expect("parses");
     assert_eq!(order.external_id, "123456789012345678901234567890");
 }
@@ -125,8 +132,7 @@ fn decimal_string_prices_become_minor_units_of_the_order_currency() {
 #[test]
 fn a_price_written_as_a_json_number_is_read_exactly() {
     // 0.1 + 0.2 in floats is 0.30000000000000004; the digits as written are 0.30.
-    let body = fixture_text()
-        .replacen("\"price\": \"199.00\"", "\"price\":0.30", 1);
+    let body = fixture_text().replacen("\"price\": \"199.00\"", "\"price\":0.30", 1);
     let order = parse(body.as_bytes()).expect("parses");
     assert_eq!(order.lines[0].unit_price_minor, 30);
 }
@@ -182,9 +188,27 @@ fn a_line_without_a_variant_is_known_by_its_product_and_a_custom_line_by_nothing
 #[test]
 fn the_state_follows_cancellation_then_refund_then_fulfilment_then_payment() {
     let cases = [
-        (Value::Null, "paid", Value::Null, PlatformState::Paid, "paid"),
-        (Value::Null, "authorized", Value::Null, PlatformState::Paid, "authorized"),
-        (Value::Null, "partially_paid", Value::Null, PlatformState::Paid, "partially_paid"),
+        (
+            Value::Null,
+            "paid",
+            Value::Null,
+            PlatformState::Paid,
+            "paid",
+        ),
+        (
+            Value::Null,
+            "authorized",
+            Value::Null,
+            PlatformState::Paid,
+            "authorized",
+        ),
+        (
+            Value::Null,
+            "partially_paid",
+            Value::Null,
+            PlatformState::Paid,
+            "partially_paid",
+        ),
         (
             Value::Null,
             "partially_refunded",
@@ -192,8 +216,20 @@ fn the_state_follows_cancellation_then_refund_then_fulfilment_then_payment() {
             PlatformState::Paid,
             "partially_refunded",
         ),
-        (Value::Null, "pending", Value::Null, PlatformState::Pending, "pending"),
-        (Value::Null, "expired", Value::Null, PlatformState::Pending, "expired"),
+        (
+            Value::Null,
+            "pending",
+            Value::Null,
+            PlatformState::Pending,
+            "pending",
+        ),
+        (
+            Value::Null,
+            "expired",
+            Value::Null,
+            PlatformState::Pending,
+            "expired",
+        ),
         (
             Value::Null,
             "paid",
@@ -201,8 +237,20 @@ fn the_state_follows_cancellation_then_refund_then_fulfilment_then_payment() {
             PlatformState::Fulfilled,
             "paid/fulfilled",
         ),
-        (Value::Null, "paid", json!("partial"), PlatformState::Paid, "paid/partial"),
-        (Value::Null, "refunded", Value::Null, PlatformState::Refunded, "refunded"),
+        (
+            Value::Null,
+            "paid",
+            json!("partial"),
+            PlatformState::Paid,
+            "paid/partial",
+        ),
+        (
+            Value::Null,
+            "refunded",
+            Value::Null,
+            PlatformState::Refunded,
+            "refunded",
+        ),
         (
             Value::Null,
             "refunded",
@@ -210,7 +258,13 @@ fn the_state_follows_cancellation_then_refund_then_fulfilment_then_payment() {
             PlatformState::Refunded,
             "refunded/fulfilled",
         ),
-        (Value::Null, "voided", Value::Null, PlatformState::Cancelled, "voided"),
+        (
+            Value::Null,
+            "voided",
+            Value::Null,
+            PlatformState::Cancelled,
+            "voided",
+        ),
         (
             json!("2008-01-10T12:00:00-05:00"),
             "paid",
@@ -225,7 +279,10 @@ fn the_state_follows_cancellation_then_refund_then_fulfilment_then_payment() {
             order["financial_status"] = json!(financial);
             order["fulfillment_status"] = fulfillment.clone();
         });
-        assert_eq!(order.state, state, "{cancelled_at} {financial} {fulfillment}");
+        assert_eq!(
+            order.state, state,
+            "{cancelled_at} {financial} {fulfillment}"
+        );
         assert_eq!(order.platform_status, status);
     }
 }
@@ -249,7 +306,8 @@ fn timestamps_with_an_offset_are_read_as_utc_instants() {
 
 #[test]
 fn a_timestamp_that_is_not_one_is_refused_by_its_path() {
-    let error = parse_edited(|order| order["updated_at"] = json!("yesterday")).expect_err("refused");
+    let error =
+        parse_edited(|order| order["updated_at"] = json!("yesterday")).expect_err("refused");
     assert!(
         matches!(&error, ParseError::Invalid { field, .. } if field == "updated_at"),
         "{error:?}"
@@ -281,7 +339,10 @@ fn a_three_letter_country_is_refused_naming_the_field() {
 #[test]
 fn an_order_without_a_shipping_address_has_none() {
     let order = parsed_edited(|order| {
-        order.as_object_mut().expect("an object").remove("shipping_address");
+        order
+            .as_object_mut()
+            .expect("an object")
+            .remove("shipping_address");
     });
     assert_eq!(order.shipping_address, None);
     assert_eq!(order.customer.name.as_deref(), Some("Bob Norman"));
@@ -295,7 +356,10 @@ fn the_customer_email_falls_back_to_contact_email_then_the_customer() {
     });
     assert_eq!(order.customer.email.as_deref(), Some("contact@example.com"));
     let order = parsed_edited(|order| order["email"] = Value::Null);
-    assert_eq!(order.customer.email.as_deref(), Some("bob.norman@hostmail.com"));
+    assert_eq!(
+        order.customer.email.as_deref(),
+        Some("bob.norman@hostmail.com")
+    );
     let error = parse_edited(|order| order["email"] = json!("bob.norman")).expect_err("refused");
     assert!(
         matches!(&error, ParseError::Invalid { field, .. } if field == "email"),
@@ -326,7 +390,10 @@ fn an_order_with_no_line_items_is_refused() {
 #[test]
 fn a_forged_body_that_is_not_json_gives_a_json_error_with_a_path() {
     let error = parse(b"id=450789469&total=1").expect_err("refused");
-    assert!(matches!(&error, ParseError::Json { path, .. } if path == "."), "{error:?}");
+    assert!(
+        matches!(&error, ParseError::Json { path, .. } if path == "."),
+        "{error:?}"
+    );
     let error = parse(br#"{"order":{"id":1,"line_items":[{"sku":5}]}}"#).expect_err("refused");
     assert!(
         matches!(&error, ParseError::Json { path, .. } if path == "order.line_items[0].sku"),

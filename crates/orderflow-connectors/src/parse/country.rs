@@ -290,13 +290,20 @@ mod tests {
         assert_eq!(ALPHA3_TO_ALPHA2.len(), 249);
         for pair in ALPHA3_TO_ALPHA2.windows(2) {
             if let [(first, _), (second, _)] = pair {
-                assert!(first < second, "{first} must sort before {second} and not repeat");
+                assert!(
+                    first < second,
+                    "{first} must sort before {second} and not repeat"
+                );
             }
         }
         let mut alpha2: Vec<&str> = ALPHA3_TO_ALPHA2.iter().map(|(_, a2)| *a2).collect();
         alpha2.sort_unstable();
         alpha2.dedup();
-        assert_eq!(alpha2.len(), ALPHA3_TO_ALPHA2.len(), "an alpha-2 code appears twice");
+        assert_eq!(
+            alpha2.len(),
+            ALPHA3_TO_ALPHA2.len(),
+            "an alpha-2 code appears twice"
+        );
         for (alpha3, alpha2) in ALPHA3_TO_ALPHA2 {
             assert!(alpha3.len() == 3 && alpha3.bytes().all(|b| b.is_ascii_uppercase()));
             assert!(alpha2.len() == 2 && alpha2.bytes().all(|b| b.is_ascii_uppercase()));

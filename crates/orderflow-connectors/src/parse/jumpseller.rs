@@ -93,6 +93,7 @@ pub fn parse_delivery(
     let triggered_at = triggered_at
         .map(|text| timestamp::parse("Jumpseller-Triggered-At", text))
         .transpose()?;
+    refuse_array(body)?;
     let Body { order } = from_json(body)?;
     let order = order.ok_or_else(|| ParseError::missing("order"))?;
 
@@ -179,8 +180,7 @@ pub fn parse_delivery(
         order
             .shipping_method_id
             .as_ref()
-            .and_then(Exact::text)
-            .and_then(|id| non_empty(Some(id)))
+            .and_then(|id| id.id("order.shipping_method_id").ok())
     });
 
     Ok(IncomingOrder {
@@ -249,7 +249,10 @@ fn line(product: &Product, path: &str, currency: Currency) -> Result<IncomingLin
 
 fn customer(buyer: Option<&Buyer>, place: Option<&Place>) -> Result<Customer, ParseError> {
     let name = first_of([
-        ("order.customer.fullname", buyer.and_then(|b| non_empty(b.fullname.as_deref()))),
+        (
+            "order.customer.fullname",
+            buyer.and_then(|b| non_empty(b.fullname.as_deref())),
+        ),
         ("order.shipping_address.name", place.and_then(place_name)),
     ]);
     let email = first_of([(
@@ -257,8 +260,14 @@ fn customer(buyer: Option<&Buyer>, place: Option<&Place>) -> Result<Customer, Pa
         buyer.and_then(|b| non_empty(b.email.as_deref())),
     )]);
     let phone = first_of([
-        ("order.customer.phone", buyer.and_then(|b| non_empty(b.phone.as_deref()))),
-        ("order.shipping_address.phone", place.and_then(|p| non_empty(p.phone.as_deref()))),
+        (
+            "order.customer.phone",
+            buyer.and_then(|b| non_empty(b.phone.as_deref())),
+        ),
+        (
+            "order.shipping_address.phone",
+            place.and_then(|p| non_empty(p.phone.as_deref())),
+        ),
     ]);
     let customer = Customer {
         customer_id: None,
@@ -296,8 +305,7 @@ fn shipping_address(place: Option<&Place>) -> Result<Option<Address>, ParseError
         line1: street_line(place.address.as_deref(), place.street_number.as_deref()),
         line2: non_empty(place.complement.as_deref()),
         // Chilean stores fill the comuna in `municipality` and may leave `city` empty.
-        city: non_empty(place.city.as_deref())
-            .or_else(|| non_empty(place.municipality.as_deref())),
+        city: non_empty(place.city.as_deref()).or_else(|| non_empty(place.municipality.as_deref())),
         // `region` is a display name ("New York"); orderflow's region is a code.
         region: non_empty(place.region_code.as_deref()),
         postal_code: non_empty(place.postal.as_deref()),
@@ -332,7 +340,10 @@ fn street_line(street: Option<&str>, number: Option<&str>) -> Option<String> {
     let number = non_empty(number);
     match (street, number) {
         (Some(street), Some(number)) => {
-            if street.split_whitespace().any(|word| word.trim_matches(',') == number) {
+            if street
+                .split_whitespace()
+                .any(|word| word.trim_matches(',') == number)
+            {
                 Some(street)
             } else {
                 Some(format!("{street} {number}"))
@@ -356,7 +367,10 @@ fn numeric_id(id: Option<&Exact>, field: &str) -> Result<String, ParseError> {
     if digits.bytes().all(|b| b.is_ascii_digit()) {
         Ok(digits)
     } else {
-        Err(ParseError::invalid(field, format!("{digits:?} is not a numeric id")))
+        Err(ParseError::invalid(
+            field,
+            format!("{digits:?} is not a numeric id"),
+        ))
     }
 }
 
@@ -387,4 +401,16 @@ fn sum<const N: usize>(field: &str, amounts: [i64; N]) -> Result<i64, ParseError
         .into_iter()
         .try_fold(0i64, i64::checked_add)
         .ok_or_else(|| ParseError::invalid(field, "the sum is too large"))
+}
+
+/// Serde reads a struct from a JSON array too, field by field in order; an order is only
+/// ever an object, and a list of orders is the caller's to split.
+fn refuse_array(body: &[u8]) -> Result<(), ParseError> {
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'[') => Err(ParseError::Json {
+            path: ".".to_owned(),
+            message: "invalid type: sequence, expected an order object".to_owned(),
+        }),
+        _ => Ok(()),
+    }
 }

@@ -113,7 +113,7 @@ pub fn parse(body: &[u8]) -> Result<IncomingOrder, ParseError> {
             .ok_or_else(|| ParseError::missing("order_currency_code"))?
             .trim(),
     )?;
-    let (state, platform_status) = state(order.state.as_deref(), order.status.as_deref())?;
+    let (state, platform_status) = platform_state(order.state.as_deref(), order.status.as_deref())?;
     let created_at = timestamp::parse(
         "created_at",
         order
@@ -165,7 +165,11 @@ fn amount(value: Option<&Exact>, field: &str, currency: Currency) -> Result<i64,
 }
 
 /// Shipping, tax and discount may be absent on orders without them.
-fn optional_amount(value: Option<&Exact>, field: &str, currency: Currency) -> Result<i64, ParseError> {
+fn optional_amount(
+    value: Option<&Exact>,
+    field: &str,
+    currency: Currency,
+) -> Result<i64, ParseError> {
     match value {
         Some(value) if value.text().is_some() => value.minor(field, currency),
         _ => Ok(0),
@@ -182,7 +186,11 @@ fn totals(order: &Order, currency: Currency) -> Result<Totals, ParseError> {
     }
     Ok(Totals {
         items_minor: amount(order.subtotal.as_ref(), "subtotal", currency)?,
-        shipping_minor: optional_amount(order.shipping_amount.as_ref(), "shipping_amount", currency)?,
+        shipping_minor: optional_amount(
+            order.shipping_amount.as_ref(),
+            "shipping_amount",
+            currency,
+        )?,
         tax_minor: optional_amount(order.tax_amount.as_ref(), "tax_amount", currency)?,
         discount_minor: discount
             .checked_neg()
@@ -226,7 +234,10 @@ fn lines(items: Option<&[Item]>, currency: Currency) -> Result<Vec<IncomingLine>
         };
         let unit_price_minor = amount(item.price.as_ref(), &at("price"), currency)?;
         if unit_price_minor < 0 {
-            return Err(ParseError::invalid(at("price"), "a unit price is not negative"));
+            return Err(ParseError::invalid(
+                at("price"),
+                "a unit price is not negative",
+            ));
         }
         lines.push(IncomingLine {
             sku: non_empty(variant.sku.as_deref()).or_else(|| non_empty(item.sku.as_deref())),
@@ -301,7 +312,10 @@ fn customer(order: &Order, shipping: Option<&MagentoAddress>) -> Result<Customer
 
 /// Reads the machine `state`, or the `status` label when a state is not sent, and returns the
 /// label as the platform status since that is what the shop's staff see.
-fn state(state: Option<&str>, status: Option<&str>) -> Result<(PlatformState, String), ParseError> {
+fn platform_state(
+    state: Option<&str>,
+    status: Option<&str>,
+) -> Result<(PlatformState, String), ParseError> {
     let state = non_empty(state);
     let status = non_empty(status);
     let word = state

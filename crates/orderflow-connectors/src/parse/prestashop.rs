@@ -158,7 +158,8 @@ pub fn parse(body: &[u8]) -> Result<IncomingOrder, ParseError> {
 pub fn parse_parts(order_xml: &str, related: &Related) -> Result<IncomingOrder, ParseError> {
     let document = document("order", order_xml)?;
     let order = single_order(&document)?;
-    let external_id = id(order, "id", "order.id")?.ok_or_else(|| ParseError::missing("order.id"))?;
+    let external_id =
+        id(order, "id", "order.id")?.ok_or_else(|| ParseError::missing("order.id"))?;
     let currency = currency("currency_iso", related.currency_iso.trim())?;
     let state_id = id(order, "current_state", "order.current_state")?
         .ok_or_else(|| ParseError::missing("order.current_state"))?;
@@ -297,7 +298,10 @@ fn root<'a, 'x>(document: &'a Document<'x>) -> Result<Node<'a, 'x>, ParseError> 
     if root.tag_name().name() != "prestashop" {
         return Err(ParseError::invalid(
             "prestashop",
-            format!("the document is <{}>, not <prestashop>", root.tag_name().name()),
+            format!(
+                "the document is <{}>, not <prestashop>",
+                root.tag_name().name()
+            ),
         ));
     }
     Ok(root)
@@ -338,12 +342,18 @@ fn child<'a, 'x: 'a>(node: Node<'a, 'x>, name: &str) -> Option<Node<'a, 'x>> {
 /// listings wrap values in newlines and tabs. A multilingual element (`<language id="1">`)
 /// gives its first language's text.
 fn text(node: Node) -> Option<String> {
+    // One level only: recursing into nested elements would let a hostile document exhaust
+    // the stack.
+    own_text(node).or_else(|| child(node, "language").and_then(own_text))
+}
+
+fn own_text(node: Node) -> Option<String> {
     let own: String = node
         .children()
         .filter(Node::is_text)
         .filter_map(|c| c.text())
         .collect();
-    non_empty(Some(own.as_str())).or_else(|| child(node, "language").and_then(text))
+    non_empty(Some(own.as_str()))
 }
 
 fn field(node: Node, name: &str) -> Option<String> {
@@ -407,9 +417,9 @@ fn lines(order: Node, currency: Currency) -> Result<Vec<IncomingLine>, ParseErro
                 })?;
             let price_text = field(row, "unit_price_tax_incl")
                 .ok_or_else(|| ParseError::missing(at("unit_price_tax_incl")))?;
-            let unit_price_minor = currency
-                .parse_decimal(&price_text)
-                .map_err(|error| ParseError::invalid(at("unit_price_tax_incl"), error.to_string()))?;
+            let unit_price_minor = currency.parse_decimal(&price_text).map_err(|error| {
+                ParseError::invalid(at("unit_price_tax_incl"), error.to_string())
+            })?;
             if unit_price_minor < 0 {
                 return Err(ParseError::invalid(
                     at("unit_price_tax_incl"),
@@ -436,7 +446,10 @@ fn customer(related: &Related) -> Result<Customer, ParseError> {
             .and_then(|c| full_name(c.firstname.as_deref(), c.lastname.as_deref()))
             .or_else(|| full_name(address.firstname.as_deref(), address.lastname.as_deref())),
         email: fetched.and_then(|c| c.email.clone()),
-        phone: address.phone_mobile.clone().or_else(|| address.phone.clone()),
+        phone: address
+            .phone_mobile
+            .clone()
+            .or_else(|| address.phone.clone()),
         locale: None,
     };
     customer

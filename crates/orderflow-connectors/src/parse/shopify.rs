@@ -94,6 +94,7 @@ struct ShippingLine {
 }
 
 pub fn parse(body: &[u8]) -> Result<IncomingOrder, ParseError> {
+    refuse_array(body)?;
     let probe: Probe = from_json(body)?;
     if probe.order.is_some() {
         let wrapped: Wrapped = from_json(body)?;
@@ -128,8 +129,9 @@ fn normalise(order: Order, prefix: &str) -> Result<IncomingOrder, ParseError> {
         .as_deref()
         .ok_or_else(|| ParseError::missing(at("created_at")))?;
     let created_at = instant(at("created_at"), created_text)?;
-    // Every webhook carries `updated_at`; without it the creation time is the only claim the
-    // body makes, and it can never make a newer held version look stale.
+    // Every webhook carries `updated_at`. Without it the creation time is the only instant
+    // the body vouches for, and the oldest one possible: such a body never passes for newer
+    // than a version already held.
     let updated_at = match order.updated_at.as_deref() {
         Some(text) => instant(at("updated_at"), text)?,
         None => created_at,
@@ -144,9 +146,9 @@ fn normalise(order: Order, prefix: &str) -> Result<IncomingOrder, ParseError> {
             .checked_add(price)
             .ok_or_else(|| ParseError::invalid(field, "the shipping total is too large"))?;
     }
-    let shipping_method = shipping_lines
-        .iter()
-        .find_map(|line| non_empty(line.code.as_deref()).or_else(|| non_empty(line.title.as_deref())));
+    let shipping_method = shipping_lines.iter().find_map(|line| {
+        non_empty(line.code.as_deref()).or_else(|| non_empty(line.title.as_deref()))
+    });
 
     let totals = Totals {
         items_minor: items_total(&order, &at, currency)?,
@@ -163,8 +165,12 @@ fn normalise(order: Order, prefix: &str) -> Result<IncomingOrder, ParseError> {
     Ok(IncomingOrder {
         platform: Platform::Shopify,
         external_id,
-        number: non_empty(order.name.as_deref())
-            .or_else(|| order.order_number.as_ref().and_then(Exact::text).map(str::to_owned)),
+        number: non_empty(order.name.as_deref()).or_else(|| {
+            order
+                .order_number
+                .as_ref()
+                .and_then(|number| number.id("order_number").ok())
+        }),
         state: state(&order),
         platform_status: platform_status(&order),
         customer: customer(&order, &at)?,
@@ -234,7 +240,9 @@ fn state(order: &Order) -> PlatformState {
     match order.financial_status.as_deref() {
         // An authorisation is a promise to pay that the shop captures when it ships; intake
         // treats the order as ready to fulfil, as Shopify's own fulfilment flow does.
-        Some("paid" | "partially_paid" | "authorized" | "partially_refunded") => PlatformState::Paid,
+        Some("paid" | "partially_paid" | "authorized" | "partially_refunded") => {
+            PlatformState::Paid
+        }
         _ => PlatformState::Pending,
     }
 }
@@ -269,13 +277,22 @@ fn customer(order: &Order, at: &impl Fn(&str) -> String) -> Result<Customer, Par
     let email = first_of([
         ("email", non_empty(order.email.as_deref())),
         ("contact_email", non_empty(order.contact_email.as_deref())),
-        ("customer.email", buyer.and_then(|b| non_empty(b.email.as_deref()))),
+        (
+            "customer.email",
+            buyer.and_then(|b| non_empty(b.email.as_deref())),
+        ),
     ]);
     // The ship-to phone is what a courier calls, so it stands in for a buyer without one.
     let phone = first_of([
         ("phone", non_empty(order.phone.as_deref())),
-        ("customer.phone", buyer.and_then(|b| non_empty(b.phone.as_deref()))),
-        ("shipping_address.phone", place.and_then(|p| non_empty(p.phone.as_deref()))),
+        (
+            "customer.phone",
+            buyer.and_then(|b| non_empty(b.phone.as_deref())),
+        ),
+        (
+            "shipping_address.phone",
+            place.and_then(|p| non_empty(p.phone.as_deref())),
+        ),
     ]);
     let customer = Customer {
         customer_id: None,
@@ -361,7 +378,10 @@ fn numeric_id(id: Option<&Exact>, field: &str) -> Result<String, ParseError> {
     if digits.bytes().all(|b| b.is_ascii_digit()) {
         Ok(digits)
     } else {
-        Err(ParseError::invalid(field, format!("{digits:?} is not a numeric id")))
+        Err(ParseError::invalid(
+            field,
+            format!("{digits:?} is not a numeric id"),
+        ))
     }
 }
 
@@ -393,4 +413,16 @@ fn instant(field: String, text: &str) -> Result<time::OffsetDateTime, ParseError
         ParseError::Invalid { reason, .. } => ParseError::Invalid { field, reason },
         other => other,
     })
+}
+
+/// Serde reads a struct from a JSON array too, field by field in order; an order is only
+/// ever an object, and a list of orders is the caller's to split.
+fn refuse_array(body: &[u8]) -> Result<(), ParseError> {
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'[') => Err(ParseError::Json {
+            path: ".".to_owned(),
+            message: "invalid type: sequence, expected an order object".to_owned(),
+        }),
+        _ => Ok(()),
+    }
 }

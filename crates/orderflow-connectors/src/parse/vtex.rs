@@ -121,7 +121,12 @@ pub fn parse(body: &[u8]) -> Result<IncomingOrder, ParseError> {
         _ => Some(external_id.clone()),
     };
     let currency = store_currency(order.store_preferences_data.as_ref())?;
-    let platform_status = order.status.as_deref().unwrap_or_default().trim().to_owned();
+    let platform_status = order
+        .status
+        .as_deref()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
     let created_at = timestamp::parse(
         "creationDate",
         order
@@ -137,7 +142,11 @@ pub fn parse(body: &[u8]) -> Result<IncomingOrder, ParseError> {
         order.client_profile_data.as_ref(),
         order.client_preferences_data.as_ref(),
     )?;
-    let shipping_address = match order.shipping_data.as_ref().and_then(|s| s.address.as_ref()) {
+    let shipping_address = match order
+        .shipping_data
+        .as_ref()
+        .and_then(|s| s.address.as_ref())
+    {
         Some(address) => Some(shipping_address(address)?),
         None => None,
     };

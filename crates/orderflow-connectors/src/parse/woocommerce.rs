@@ -71,6 +71,7 @@ struct ShippingLine {
 }
 
 pub fn parse(body: &[u8]) -> Result<IncomingOrder, ParseError> {
+    refuse_array(body)?;
     let order: Order = from_json(body)?;
 
     let external_id = numeric_id(order.id.as_ref(), "id")?;
@@ -196,10 +197,19 @@ fn customer(billing: Option<&Contact>, shipping: Option<&Contact>) -> Result<Cus
         ("billing.first_name", billing.and_then(contact_name)),
         ("shipping.first_name", shipping.and_then(contact_name)),
     ]);
-    let email = first_of([("billing.email", billing.and_then(|c| non_empty(c.email.as_deref())))]);
+    let email = first_of([(
+        "billing.email",
+        billing.and_then(|c| non_empty(c.email.as_deref())),
+    )]);
     let phone = first_of([
-        ("billing.phone", billing.and_then(|c| non_empty(c.phone.as_deref()))),
-        ("shipping.phone", shipping.and_then(|c| non_empty(c.phone.as_deref()))),
+        (
+            "billing.phone",
+            billing.and_then(|c| non_empty(c.phone.as_deref())),
+        ),
+        (
+            "shipping.phone",
+            shipping.and_then(|c| non_empty(c.phone.as_deref())),
+        ),
     ]);
     let customer = Customer {
         customer_id: None,
@@ -290,7 +300,7 @@ fn decode_entities(text: &str) -> String {
             .take(LONGEST)
             .find(|&(_, c)| c == ';')
             .and_then(|(end, _)| {
-                let (name, tail) = after.split_at(end);
+                let (name, tail) = after.split_at_checked(end)?;
                 Some((reference(name)?, tail.get(1..)?))
             });
         match decoded {
@@ -374,7 +384,10 @@ fn numeric_id(id: Option<&Exact>, field: &str) -> Result<String, ParseError> {
     if digits.bytes().all(|b| b.is_ascii_digit()) {
         Ok(digits)
     } else {
-        Err(ParseError::invalid(field, format!("{digits:?} is not a numeric id")))
+        Err(ParseError::invalid(
+            field,
+            format!("{digits:?} is not a numeric id"),
+        ))
     }
 }
 
@@ -397,5 +410,17 @@ fn optional_amount(
     match value {
         Some(value) if value.text().is_some() => amount(Some(value), field, currency),
         _ => Ok(0),
+    }
+}
+
+/// Serde reads a struct from a JSON array too, field by field in order; an order is only
+/// ever an object, and a list of orders is the caller's to split.
+fn refuse_array(body: &[u8]) -> Result<(), ParseError> {
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'[') => Err(ParseError::Json {
+            path: ".".to_owned(),
+            message: "invalid type: sequence, expected an order object".to_owned(),
+        }),
+        _ => Ok(()),
     }
 }

@@ -1,0 +1,531 @@
+//! The intake worker: claims inbox deliveries, parses them, applies the store's rules and
+//! places, updates or cancels the order they carry, then records each delivery's fate.
+//!
+//! Exactly once rests on the database, not on the worker: an order is placed under the
+//! idempotency key `intake:{platform}:{external id}` (and the unique external id), a newer
+//! platform version replaces the held one only if it is newer, and forwards are unique per
+//! order. A worker that dies mid-delivery leaves its lease to run out; the next one redoes
+//! the delivery and finds what was already done.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use orderflow_connectors::{IncomingOrder, Platform, parse_order};
+use orderflow_domain::id::time_ordered_id;
+use orderflow_domain::{OrderId, OrderLine, OrderLines, ProductId, Quantity, Refusal};
+use orderflow_store::{
+    CancelOrder, Delivery, DeliveryStatus, Error as StoreError, Idempotency, NewForward,
+    OrderSource, PlaceOrder, PricedLine, Scope, Settlement, SourceUpdate, Store, StoreRecord,
+};
+use serde::Serialize;
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+
+use crate::rules::{self, Decision, Package};
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Deliveries claimed at once.
+    pub batch: u32,
+    /// How long a claimed delivery is the worker's before another may take it over.
+    pub lease: Duration,
+    /// How often to look for work when nothing wakes the worker.
+    pub poll: Duration,
+    /// Claims after which a delivery that keeps failing for passing reasons (database, a
+    /// platform API) is marked failed instead of retried.
+    pub max_attempts: u32,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            batch: 64,
+            lease: Duration::from_secs(30),
+            poll: Duration::from_millis(500),
+            max_attempts: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Worker {
+    store: Arc<dyn Store>,
+    http: reqwest::Client,
+    wake: Arc<Notify>,
+    config: WorkerConfig,
+}
+
+/// What a delivery became, before it is written down.
+struct Fate {
+    status: DeliveryStatus,
+    reason: Option<String>,
+    order_id: Option<OrderId>,
+    forward: Option<NewForward>,
+}
+
+impl Fate {
+    fn of(status: DeliveryStatus, reason: impl Into<String>) -> Self {
+        Self {
+            status,
+            reason: Some(reason.into()),
+            order_id: None,
+            forward: None,
+        }
+    }
+}
+
+/// The document kept on a storefront order and forwarded to the courier system.
+#[derive(Debug, Serialize)]
+pub struct ForwardedOrder<'a> {
+    pub order_id: &'a OrderId,
+    pub store_id: &'a str,
+    #[serde(flatten)]
+    pub order: &'a IncomingOrder,
+    pub packages: &'a [Package],
+    pub decisions: &'a [String],
+}
+
+impl Worker {
+    /// `wake` is notified by the HTTP edge after each stored delivery.
+    pub fn new(store: Arc<dyn Store>, wake: Arc<Notify>, config: WorkerConfig) -> Self {
+        Self {
+            store,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_default(),
+            wake,
+            config,
+        }
+    }
+
+    /// Processes deliveries until `shutdown` resolves.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let processed = match self.drain_once().await {
+                Ok(count) => count,
+                Err(error) => {
+                    tracing::warn!(%error, "intake worker could not claim deliveries");
+                    0
+                }
+            };
+            if processed == self.config.batch as usize {
+                continue;
+            }
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(self.config.poll) => {}
+            }
+        }
+    }
+
+    /// Claims one batch and settles what it can; returns how many deliveries it claimed.
+    pub async fn drain_once(&self) -> Result<usize, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let claimed = self
+            .store
+            .claim_deliveries(self.config.batch, now, now + self.config.lease)
+            .await?;
+        let count = claimed.len();
+        for delivery in claimed {
+            let delivery_id = delivery.delivery_id.clone();
+            let attempts = delivery.attempts;
+            let fate = match self.process(&delivery).await {
+                Ok(fate) => fate,
+                Err(error) if attempts >= self.config.max_attempts => {
+                    Fate::of(DeliveryStatus::Failed, format!("gave up after {attempts} tries: {error}"))
+                }
+                Err(error) => {
+                    // Left leased: the delivery is claimed again once the lease runs out.
+                    tracing::warn!(%error, %delivery_id, attempts, "delivery will be retried");
+                    continue;
+                }
+            };
+            let settlement = Settlement {
+                delivery_id,
+                status: fate.status,
+                reason: fate.reason,
+                order_id: fate.order_id,
+                forward: fate.forward,
+                now: OffsetDateTime::now_utc(),
+            };
+            if let Err(error) = self.store.settle_delivery(settlement).await {
+                tracing::warn!(%error, "could not record a delivery's fate; it will be redone");
+            }
+        }
+        Ok(count)
+    }
+
+    /// Decides a delivery's fate; `Err` means a passing failure worth another try.
+    async fn process(&self, delivery: &Delivery) -> Result<Fate, ProcessError> {
+        let store = self.store.get_store(&delivery.store_id).await?;
+        let Ok(platform) = delivery.platform.parse::<Platform>() else {
+            return Ok(Fate::of(
+                DeliveryStatus::Failed,
+                format!("unknown platform {}", delivery.platform),
+            ));
+        };
+        if platform == Platform::Woocommerce && delivery.topic.as_deref() == Some("order.deleted")
+        {
+            return self.woocommerce_deletion(&store, delivery).await;
+        }
+        let body = match platform {
+            Platform::Vtex => match self.fetch_vtex_order(&store, &delivery.body).await? {
+                Ok(body) => body,
+                Err(reason) => return Ok(Fate::of(DeliveryStatus::Failed, reason)),
+            },
+            _ => delivery.body.clone(),
+        };
+        let incoming = match parse_order(platform, &body) {
+            Ok(order) => order,
+            Err(error) => return Ok(Fate::of(DeliveryStatus::Failed, error.to_string())),
+        };
+        self.settle_order(&store, delivery, incoming, false).await
+    }
+
+    async fn settle_order(
+        &self,
+        store: &StoreRecord,
+        delivery: &Delivery,
+        incoming: IncomingOrder,
+        after_replay: bool,
+    ) -> Result<Fate, ProcessError> {
+        let now = OffsetDateTime::now_utc();
+        let document = serde_json::to_string(&incoming).map_err(ProcessError::other)?;
+        match self
+            .store
+            .update_order_source(
+                &store.store_id,
+                &incoming.external_id,
+                incoming.updated_at,
+                document,
+                now,
+            )
+            .await
+        {
+            Ok(SourceUpdate::Stale { order_id }) => {
+                return Ok(Fate {
+                    order_id: Some(order_id),
+                    ..Fate::of(
+                        DeliveryStatus::Stale,
+                        format!(
+                            "{} is not newer than the version held",
+                            rfc3339(incoming.updated_at)
+                        ),
+                    )
+                });
+            }
+            Ok(SourceUpdate::Applied { order_id }) => {
+                return self.apply_update(store, &incoming, order_id).await;
+            }
+            Err(StoreError::NotFound) if !after_replay => {}
+            Err(StoreError::NotFound) => {
+                return Err(ProcessError::other("the order vanished after it was placed"));
+            }
+            Err(error) => return Err(error.into()),
+        }
+
+        if incoming.state.cancels() {
+            return Ok(Fate::of(
+                DeliveryStatus::Rejected,
+                format!(
+                    "the order is {} on {} and was never taken in",
+                    incoming.platform_status, incoming.platform
+                ),
+            ));
+        }
+        let rules = match rules::parse_rules(&store.settings.rules) {
+            Ok(rules) => rules,
+            Err(error) => {
+                return Ok(Fate::of(DeliveryStatus::Failed, format!("store rules: {error}")));
+            }
+        };
+        let (lines, packages, notes) = match rules::apply(&rules, &incoming) {
+            Decision::Reject { rule, reason } => {
+                return Ok(Fate::of(DeliveryStatus::Rejected, format!("{rule}: {reason}")));
+            }
+            Decision::Accept {
+                lines,
+                packages,
+                notes,
+            } => (lines, packages, notes),
+        };
+        let order_lines = match merge_lines(&incoming, &lines) {
+            Ok(lines) => lines,
+            Err(reason) => return Ok(Fate::of(DeliveryStatus::Failed, reason)),
+        };
+        let order_id = OrderId::mint(unix_millis(now), rand::random());
+        let forwarded = ForwardedOrder {
+            order_id: &order_id,
+            store_id: store.store_id.as_str(),
+            order: &incoming,
+            packages: &packages,
+            decisions: &notes,
+        };
+        let document = serde_json::to_string(&forwarded).map_err(ProcessError::other)?;
+        let origin = format!(
+            "placed from {} order {}",
+            incoming.platform,
+            incoming.number.as_deref().unwrap_or(&incoming.external_id)
+        );
+        let note = std::iter::once(origin)
+            .chain(notes.iter().cloned())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let unmanaged_lines = (!store.settings.manage_stock).then(|| {
+            order_lines
+                .iter()
+                .map(|(line, unit_price_minor)| PricedLine {
+                    product_id: line.product_id.clone(),
+                    quantity: line.quantity,
+                    unit_price_minor: *unit_price_minor,
+                    currency: incoming.currency,
+                })
+                .collect()
+        });
+        let lines = OrderLines::new(order_lines.into_iter().map(|(line, _)| line).collect())
+            .map_err(|error| ProcessError::other(error.to_string()));
+        let lines = match lines {
+            Ok(lines) => lines,
+            Err(error) => return Ok(Fate::of(DeliveryStatus::Failed, error.to_string())),
+        };
+        let placed = self
+            .store
+            .place_order(PlaceOrder {
+                order_id,
+                store_id: store.store_id.clone(),
+                lines,
+                allow_partial: true,
+                customer: Some(incoming.customer.clone()),
+                shipping_address: incoming.shipping_address.clone(),
+                idempotency: Some(Idempotency {
+                    key: format!("intake:{}:{}", incoming.platform, incoming.external_id),
+                    request_hash: "intake".into(),
+                }),
+                source: Some(OrderSource {
+                    external_id: incoming.external_id.clone(),
+                    updated_at: incoming.updated_at,
+                    document: document.clone(),
+                    note: note.clone(),
+                    unmanaged_lines,
+                }),
+                now,
+            })
+            .await;
+        let placement = match placed {
+            Ok(placement) => placement,
+            Err(StoreError::Refused(Refusal::UnknownProducts(products))) => {
+                let names: Vec<&str> = products.iter().map(ProductId::as_str).collect();
+                return Ok(Fate::of(
+                    DeliveryStatus::Rejected,
+                    format!("not in the store's catalogue: {}", names.join(", ")),
+                ));
+            }
+            Err(StoreError::MixedCurrencies) => {
+                return Ok(Fate::of(
+                    DeliveryStatus::Rejected,
+                    "the catalogue prices these lines in more than one currency",
+                ));
+            }
+            Err(error) => return Err(error.into()),
+        };
+        if placement.replayed {
+            // Another worker placed it between our lookup and our placement: this delivery
+            // is an update of that order (or the same version again).
+            return Box::pin(self.settle_order(store, delivery, incoming, true)).await;
+        }
+        let order_id = placement.receipt.order_id;
+        let forward = store.settings.destination.as_ref().map(|destination| NewForward {
+            forward_id: time_ordered_id("fwd_", unix_millis(now), rand::random()),
+            store_id: store.store_id.clone(),
+            order_id: order_id.clone(),
+            delivery_id: Some(delivery.delivery_id.clone()),
+            url: destination.url.clone(),
+            payload: crate::forward::envelope("order.created", now, &document),
+        });
+        Ok(Fate {
+            status: DeliveryStatus::Accepted,
+            reason: (!notes.is_empty()).then(|| notes.join("; ")),
+            order_id: Some(order_id),
+            forward,
+        })
+    }
+
+    /// A newer version of an order already held: a platform cancellation cancels it here.
+    async fn apply_update(
+        &self,
+        store: &StoreRecord,
+        incoming: &IncomingOrder,
+        order_id: OrderId,
+    ) -> Result<Fate, ProcessError> {
+        let mut reason = format!("updated to {} on {}", incoming.platform_status, incoming.platform);
+        if incoming.state.cancels() {
+            let cancelled = self
+                .store
+                .cancel_order(
+                    &Scope::Store(store.store_id.clone()),
+                    CancelOrder {
+                        order_id: order_id.clone(),
+                        reason: Some(format!("{} on {}", incoming.platform_status, incoming.platform)),
+                        now: OffsetDateTime::now_utc(),
+                    },
+                )
+                .await;
+            match cancelled {
+                Ok(_) => reason = format!("cancelled: {reason}"),
+                Err(StoreError::TooLateToCancel(status)) => {
+                    reason = format!("{reason}; too late to cancel an order that is {status}");
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(Fate {
+            order_id: Some(order_id),
+            ..Fate::of(DeliveryStatus::Accepted, reason)
+        })
+    }
+
+    async fn woocommerce_deletion(
+        &self,
+        store: &StoreRecord,
+        delivery: &Delivery,
+    ) -> Result<Fate, ProcessError> {
+        #[derive(serde::Deserialize)]
+        struct Deleted {
+            id: u64,
+        }
+        let Ok(deleted) = serde_json::from_slice::<Deleted>(&delivery.body) else {
+            return Ok(Fate::of(DeliveryStatus::Failed, "order.deleted without an order id"));
+        };
+        let filter = orderflow_store::OrderFilter {
+            external_id: Some(deleted.id.to_string()),
+            limit: 1,
+            ..Default::default()
+        };
+        let scope = Scope::Store(store.store_id.clone());
+        let found = self.store.list_orders(&scope, filter).await?;
+        let Some(order) = found.items.into_iter().next() else {
+            return Ok(Fate::of(DeliveryStatus::Rejected, "deleted on woocommerce before intake"));
+        };
+        let cancel = CancelOrder {
+            order_id: order.order_id.clone(),
+            reason: Some("deleted on woocommerce".into()),
+            now: OffsetDateTime::now_utc(),
+        };
+        let reason = match self.store.cancel_order(&scope, cancel).await {
+            Ok(_) => "cancelled: deleted on woocommerce".to_owned(),
+            Err(StoreError::TooLateToCancel(status)) => {
+                format!("deleted on woocommerce; too late to cancel an order that is {status}")
+            }
+            Err(error) => return Err(error.into()),
+        };
+        Ok(Fate {
+            order_id: Some(order.order_id),
+            ..Fate::of(DeliveryStatus::Accepted, reason)
+        })
+    }
+
+    /// A VTEX hook only names the order: the order itself comes from the OMS API. `Ok(Err)`
+    /// is a permanent refusal (bad hook, no credentials, unknown order).
+    async fn fetch_vtex_order(
+        &self,
+        store: &StoreRecord,
+        hook: &[u8],
+    ) -> Result<Result<Vec<u8>, String>, ProcessError> {
+        let hook = match orderflow_connectors::parse::vtex::parse_hook(hook) {
+            Ok(hook) => hook,
+            Err(error) => return Ok(Err(error.to_string())),
+        };
+        let Some(api) = &store.settings.api else {
+            return Ok(Err("the store has no VTEX API credentials to fetch the order".into()));
+        };
+        let url = format!(
+            "{}/api/oms/pvt/orders/{}",
+            api.base_url.trim_end_matches('/'),
+            hook.order_id
+        );
+        let response = self
+            .http
+            .get(&url)
+            .header("X-VTEX-API-AppKey", api.key.as_deref().unwrap_or_default())
+            .header("X-VTEX-API-AppToken", api.token.as_deref().unwrap_or_default())
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .map_err(ProcessError::other)?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(Ok(response.bytes().await.map_err(ProcessError::other)?.to_vec()));
+        }
+        if status.as_u16() == 429 || status.is_server_error() {
+            return Err(ProcessError::other(format!("VTEX OMS answered {status}")));
+        }
+        Ok(Err(format!("VTEX OMS answered {status} for order {}", hook.order_id)))
+    }
+}
+
+/// One order line per product, in first-seen order, with the platform's unit price; lines of
+/// the same SKU (a platform may repeat one with different options) are added together.
+fn merge_lines(
+    incoming: &IncomingOrder,
+    lines: &[orderflow_connectors::IncomingLine],
+) -> Result<Vec<(OrderLine, i64)>, String> {
+    let mut merged: Vec<(ProductId, u64, i64)> = Vec::new();
+    let mut positions = BTreeMap::new();
+    for (index, line) in lines.iter().enumerate() {
+        let key = line
+            .product_key()
+            .ok_or_else(|| format!("line {index} has neither a SKU nor an item id"))?;
+        let product_id: ProductId = key
+            .parse()
+            .map_err(|error| format!("line {index}: SKU {key:?}: {error}"))?;
+        match positions.get(&product_id) {
+            Some(&at) => {
+                let entry: &mut (ProductId, u64, i64) = &mut merged[at];
+                entry.1 += u64::from(line.quantity);
+            }
+            None => {
+                positions.insert(product_id.clone(), merged.len());
+                merged.push((product_id, u64::from(line.quantity), line.unit_price_minor));
+            }
+        }
+    }
+    if merged.is_empty() {
+        return Err(format!("{} order {} has no lines", incoming.platform, incoming.external_id));
+    }
+    merged
+        .into_iter()
+        .map(|(product_id, count, price)| {
+            let quantity = Quantity::try_from(count)
+                .map_err(|error| format!("{product_id}: {error}"))?;
+            Ok((OrderLine { product_id, quantity }, price))
+        })
+        .collect()
+}
+
+fn unix_millis(at: OffsetDateTime) -> u64 {
+    u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+}
+
+fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| at.to_string())
+}
+
+/// A failure worth another try: the database or a platform API did not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl ProcessError {
+    fn other(error: impl ToString) -> Self {
+        ProcessError::Other(error.to_string())
+    }
+}
