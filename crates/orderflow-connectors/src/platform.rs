@@ -55,7 +55,9 @@ impl fmt::Display for Platform {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown platform {0:?}; expected one of shopify, woocommerce, jumpseller, vtex, prestashop, magento, custom")]
+#[error(
+    "unknown platform {0:?}; expected one of shopify, woocommerce, jumpseller, vtex, prestashop, magento, custom"
+)]
 pub struct UnknownPlatform(pub String);
 
 impl FromStr for Platform {

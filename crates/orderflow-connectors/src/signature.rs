@@ -137,7 +137,9 @@ pub mod standard {
         body: &[u8],
         now: i64,
     ) -> Result<(), SignatureError> {
-        let id = headers.id.ok_or(SignatureError::MissingHeader("webhook-id"))?;
+        let id = headers
+            .id
+            .ok_or(SignatureError::MissingHeader("webhook-id"))?;
         let timestamp_text = headers
             .timestamp
             .ok_or(SignatureError::MissingHeader("webhook-timestamp"))?;
@@ -159,7 +161,13 @@ pub mod standard {
         let matches = secrets.iter().any(|secret| {
             let expected = mac(
                 &secret.0,
-                &[id.as_bytes(), b".", timestamp_text.trim().as_bytes(), b".", body],
+                &[
+                    id.as_bytes(),
+                    b".",
+                    timestamp_text.trim().as_bytes(),
+                    b".",
+                    body,
+                ],
             );
             claimed
                 .iter()
@@ -188,7 +196,7 @@ pub fn verify_easypost(secret: &str, body: &[u8], header: &str) -> bool {
 }
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
@@ -220,12 +228,20 @@ mod tests {
     #[test]
     fn the_standard_webhooks_test_vector_signs_and_verifies() {
         let secret = Secret::parse(SPEC_SECRET).expect("the spec's secret");
-        assert_eq!(secret.sign(SPEC_ID, SPEC_TIMESTAMP, SPEC_BODY), SPEC_SIGNATURE);
+        assert_eq!(
+            secret.sign(SPEC_ID, SPEC_TIMESTAMP, SPEC_BODY),
+            SPEC_SIGNATURE
+        );
         assert_eq!(secret.encoded(), SPEC_SECRET);
         let rotated = [Secret::from_bytes(b"old".to_vec()), secret];
         let listed = format!("v1,bm90IGl0 {SPEC_SIGNATURE}");
         assert_eq!(
-            verify(&rotated, spec_headers(&listed), SPEC_BODY, SPEC_TIMESTAMP + 60),
+            verify(
+                &rotated,
+                spec_headers(&listed),
+                SPEC_BODY,
+                SPEC_TIMESTAMP + 60
+            ),
             Ok(())
         );
     }
@@ -235,7 +251,12 @@ mod tests {
         let secrets = [Secret::parse(SPEC_SECRET).expect("the spec's secret")];
         let now = SPEC_TIMESTAMP;
         assert_eq!(
-            verify(&secrets, spec_headers(SPEC_SIGNATURE), br#"{"test": 2432232315}"#, now),
+            verify(
+                &secrets,
+                spec_headers(SPEC_SIGNATURE),
+                br#"{"test": 2432232315}"#,
+                now
+            ),
             Err(SignatureError::Mismatch)
         );
         assert_eq!(
@@ -261,10 +282,22 @@ mod tests {
     fn shop_hmacs_verify_with_the_current_or_the_previous_secret_only() {
         let body = br#"{"id":820982911946154508}"#;
         let header = base64_hmac_sha256(b"current", body);
-        assert!(verify_base64_hmac_sha256([&b"previous"[..], b"current"], body, &header));
+        assert!(verify_base64_hmac_sha256(
+            [&b"previous"[..], b"current"],
+            body,
+            &header
+        ));
         assert!(!verify_base64_hmac_sha256([&b"another"[..]], body, &header));
-        assert!(!verify_base64_hmac_sha256([&b"current"[..]], b"{}", &header));
-        assert!(!verify_base64_hmac_sha256([&b"current"[..]], body, "not base64!"));
+        assert!(!verify_base64_hmac_sha256(
+            [&b"current"[..]],
+            b"{}",
+            &header
+        ));
+        assert!(!verify_base64_hmac_sha256(
+            [&b"current"[..]],
+            body,
+            "not base64!"
+        ));
     }
 
     /// EasyPost's published vector: the fixture without its final newline, secret "sécret".
@@ -272,7 +305,8 @@ mod tests {
     fn the_easypost_test_vector_verifies() {
         let fixture = include_bytes!("../tests/fixtures/easypost/event_tracker_updated.json");
         let body = fixture.strip_suffix(b"\n").unwrap_or(fixture);
-        let header = "hmac-sha256-hex=38f3f53c103713df81616a0a186d77141957323ec21d5fe9363db93840f527db";
+        let header =
+            "hmac-sha256-hex=38f3f53c103713df81616a0a186d77141957323ec21d5fe9363db93840f527db";
         assert!(verify_easypost("sécret", body, header));
         assert!(!verify_easypost("secret", body, header));
     }

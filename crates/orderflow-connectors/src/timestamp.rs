@@ -15,7 +15,10 @@ pub fn parse(field: &'static str, text: &str) -> Result<OffsetDateTime, ParseErr
     if let Ok(instant) = OffsetDateTime::parse(text, &Rfc3339) {
         return Ok(instant.to_offset(UtcOffset::UTC));
     }
-    let zoneless = text.strip_suffix(" UTC").unwrap_or(text).replacen(' ', "T", 1);
+    let zoneless = text
+        .strip_suffix(" UTC")
+        .unwrap_or(text)
+        .replacen(' ', "T", 1);
     let (seconds, fraction) = match zoneless.split_once('.') {
         Some((seconds, fraction)) => (seconds, Some(fraction)),
         None => (zoneless.as_str(), None),
@@ -27,13 +30,11 @@ pub fn parse(field: &'static str, text: &str) -> Result<OffsetDateTime, ParseErr
     .map_err(|_| invalid())?;
     let nanos = match fraction {
         None => 0,
-        Some(digits) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
-            digits
-                .bytes()
-                .chain(std::iter::repeat(b'0'))
-                .take(9)
-                .fold(0u32, |n, d| n * 10 + u32::from(d - b'0'))
-        }
+        Some(digits) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => digits
+            .bytes()
+            .chain(std::iter::repeat(b'0'))
+            .take(9)
+            .fold(0u32, |n, d| n * 10 + u32::from(d - b'0')),
         Some(_) => return Err(invalid()),
     };
     local
@@ -70,7 +71,10 @@ mod tests {
         assert_eq!(utc("2017-03-22T16:28:08"), "2017-03-22T16:28:08Z");
         assert_eq!(utc("2017-08-21 22:22:19"), "2017-08-21T22:22:19Z");
         assert_eq!(utc("2023-02-10 13:56:35 UTC"), "2023-02-10T13:56:35Z");
-        assert_eq!(utc("2025-01-01 10:18:51.829 UTC"), "2025-01-01T10:18:51.829Z");
+        assert_eq!(
+            utc("2025-01-01 10:18:51.829 UTC"),
+            "2025-01-01T10:18:51.829Z"
+        );
         assert_eq!(
             utc("2019-02-06T20:46:11.7010747+00:00"),
             "2019-02-06T20:46:11.7010747Z"

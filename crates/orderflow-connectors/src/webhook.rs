@@ -45,7 +45,9 @@ pub fn verify(
         return Verdict::Unauthorized("the store has no webhook secret configured".into());
     }
     let shop_hmac = |header: &str| match headers.get(header) {
-        None => Err(Verdict::Unauthorized(format!("the {header} header is missing"))),
+        None => Err(Verdict::Unauthorized(format!(
+            "the {header} header is missing"
+        ))),
         Some(value) => {
             let keys = secrets.iter().map(|s| s.as_bytes());
             if signature::verify_base64_hmac_sha256(keys, body, value) {
@@ -102,7 +104,8 @@ pub fn verify(
             ))),
         },
         Platform::Custom => {
-            let keys: Result<Vec<_>, _> = secrets.iter().map(|s| standard::Secret::parse(s)).collect();
+            let keys: Result<Vec<_>, _> =
+                secrets.iter().map(|s| standard::Secret::parse(s)).collect();
             let keys = match keys {
                 Ok(keys) => keys,
                 Err(error) => return Verdict::Unauthorized(format!("store secret: {error}")),
@@ -173,9 +176,7 @@ fn vtex_event_key(body: &[u8]) -> String {
             "{}:{}:{}",
             hook.order_id,
             hook.state,
-            hook.current_change
-                .or(hook.last_change)
-                .unwrap_or_default()
+            hook.current_change.or(hook.last_change).unwrap_or_default()
         ),
         Err(_) => format!("body:{}", digest(body)),
     }
@@ -244,7 +245,13 @@ mod tests {
             }
         );
         assert_eq!(
-            verify(Platform::Woocommerce, &["wc"], &headers(&[]), b"webhook_id=12", 0),
+            verify(
+                Platform::Woocommerce,
+                &["wc"],
+                &headers(&[]),
+                b"webhook_id=12",
+                0
+            ),
             Verdict::Ping
         );
         assert!(matches!(

@@ -68,7 +68,12 @@ fn parse_decimal(text: &str, exponent: u32) -> Result<i64, MoneyError> {
     }
     let exponent = exponent as usize;
     let mut minor: i64 = 0;
-    for digit in whole.bytes().chain(fraction.bytes().chain(std::iter::repeat(b'0')).take(exponent)) {
+    for digit in whole.bytes().chain(
+        fraction
+            .bytes()
+            .chain(std::iter::repeat(b'0'))
+            .take(exponent),
+    ) {
         minor = minor
             .checked_mul(10)
             .and_then(|m| m.checked_add(i64::from(digit - b'0')))
@@ -165,7 +170,10 @@ mod tests {
     fn what_is_not_a_decimal_amount_is_refused() {
         let eur = currency("EUR");
         for text in ["", ".", "1e3", "1,50", "NaN", "--1", "1.2.3", " "] {
-            assert!(matches!(eur.parse_decimal(text), Err(MoneyError::Decimal(_))), "{text:?}");
+            assert!(
+                matches!(eur.parse_decimal(text), Err(MoneyError::Decimal(_))),
+                "{text:?}"
+            );
         }
         assert!(matches!(
             eur.parse_decimal("92233720368547758.08"),

@@ -138,7 +138,9 @@ impl Forwarder {
                     error: format!("{error} (try {attempt} of {})", self.policy.max_attempts),
                 };
             }
-            let wait = self.policy.delay(attempt, rand::random::<f64>(), retry_after);
+            let wait = self
+                .policy
+                .delay(attempt, rand::random::<f64>(), retry_after);
             ForwardOutcome::RetryAt {
                 at: OffsetDateTime::now_utc() + wait,
                 error,
@@ -155,9 +157,11 @@ impl Forwarder {
         };
         let secret = match Secret::parse(&destination.secret) {
             Ok(secret) => secret,
-            Err(error) => return ForwardOutcome::Dead {
-                error: format!("destination secret: {error}"),
-            },
+            Err(error) => {
+                return ForwardOutcome::Dead {
+                    error: format!("destination secret: {error}"),
+                };
+            }
         };
         let timestamp = OffsetDateTime::now_utc().unix_timestamp();
         let signature = secret.sign(&forward.forward_id, timestamp, forward.payload.as_bytes());

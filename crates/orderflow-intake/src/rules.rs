@@ -272,7 +272,10 @@ mod tests {
         let santiago = order("RM", "express", vec![line("A", 1)]);
         let valparaiso = order("VS", "express", vec![line("A", 1)]);
         let only_rm = rules(serde_json::json!([{"kind": "allow_regions", "regions": ["RM"]}]));
-        assert!(matches!(apply(&only_rm, &santiago), Decision::Accept { .. }));
+        assert!(matches!(
+            apply(&only_rm, &santiago),
+            Decision::Accept { .. }
+        ));
         assert_eq!(
             apply(&only_rm, &valparaiso),
             Decision::Reject {
@@ -330,7 +333,11 @@ mod tests {
             packages, notes, ..
         } = apply(
             &rules,
-            &order("RM", "express", vec![line("A", 3), line("TV", 2), line("B", 1)]),
+            &order(
+                "RM",
+                "express",
+                vec![line("A", 3), line("TV", 2), line("B", 1)],
+            ),
         )
         else {
             panic!("accepted");

@@ -135,9 +135,10 @@ impl Worker {
             let attempts = delivery.attempts;
             let fate = match self.process(&delivery).await {
                 Ok(fate) => fate,
-                Err(error) if attempts >= self.config.max_attempts => {
-                    Fate::of(DeliveryStatus::Failed, format!("gave up after {attempts} tries: {error}"))
-                }
+                Err(error) if attempts >= self.config.max_attempts => Fate::of(
+                    DeliveryStatus::Failed,
+                    format!("gave up after {attempts} tries: {error}"),
+                ),
                 Err(error) => {
                     // Left leased: the delivery is claimed again once the lease runs out.
                     tracing::warn!(%error, %delivery_id, attempts, "delivery will be retried");
@@ -168,8 +169,7 @@ impl Worker {
                 format!("unknown platform {}", delivery.platform),
             ));
         };
-        if platform == Platform::Woocommerce && delivery.topic.as_deref() == Some("order.deleted")
-        {
+        if platform == Platform::Woocommerce && delivery.topic.as_deref() == Some("order.deleted") {
             return self.woocommerce_deletion(&store, delivery).await;
         }
         let body = match platform {
@@ -223,7 +223,9 @@ impl Worker {
             }
             Err(StoreError::NotFound) if !after_replay => {}
             Err(StoreError::NotFound) => {
-                return Err(ProcessError::other("the order vanished after it was placed"));
+                return Err(ProcessError::other(
+                    "the order vanished after it was placed",
+                ));
             }
             Err(error) => return Err(error.into()),
         }
@@ -240,12 +242,18 @@ impl Worker {
         let rules = match rules::parse_rules(&store.settings.rules) {
             Ok(rules) => rules,
             Err(error) => {
-                return Ok(Fate::of(DeliveryStatus::Failed, format!("store rules: {error}")));
+                return Ok(Fate::of(
+                    DeliveryStatus::Failed,
+                    format!("store rules: {error}"),
+                ));
             }
         };
         let (lines, packages, notes) = match rules::apply(&rules, &incoming) {
             Decision::Reject { rule, reason } => {
-                return Ok(Fate::of(DeliveryStatus::Rejected, format!("{rule}: {reason}")));
+                return Ok(Fate::of(
+                    DeliveryStatus::Rejected,
+                    format!("{rule}: {reason}"),
+                ));
             }
             Decision::Accept {
                 lines,
@@ -338,14 +346,18 @@ impl Worker {
             return Box::pin(self.settle_order(store, delivery, incoming, true)).await;
         }
         let order_id = placement.receipt.order_id;
-        let forward = store.settings.destination.as_ref().map(|destination| NewForward {
-            forward_id: time_ordered_id("fwd_", unix_millis(now), rand::random()),
-            store_id: store.store_id.clone(),
-            order_id: order_id.clone(),
-            delivery_id: Some(delivery.delivery_id.clone()),
-            url: destination.url.clone(),
-            payload: crate::forward::envelope("order.created", now, &document),
-        });
+        let forward = store
+            .settings
+            .destination
+            .as_ref()
+            .map(|destination| NewForward {
+                forward_id: time_ordered_id("fwd_", unix_millis(now), rand::random()),
+                store_id: store.store_id.clone(),
+                order_id: order_id.clone(),
+                delivery_id: Some(delivery.delivery_id.clone()),
+                url: destination.url.clone(),
+                payload: crate::forward::envelope("order.created", now, &document),
+            });
         Ok(Fate {
             status: DeliveryStatus::Accepted,
             reason: (!notes.is_empty()).then(|| notes.join("; ")),
@@ -361,7 +373,10 @@ impl Worker {
         incoming: &IncomingOrder,
         order_id: OrderId,
     ) -> Result<Fate, ProcessError> {
-        let mut reason = format!("updated to {} on {}", incoming.platform_status, incoming.platform);
+        let mut reason = format!(
+            "updated to {} on {}",
+            incoming.platform_status, incoming.platform
+        );
         if incoming.state.cancels() {
             let cancelled = self
                 .store
@@ -369,7 +384,10 @@ impl Worker {
                     &Scope::Store(store.store_id.clone()),
                     CancelOrder {
                         order_id: order_id.clone(),
-                        reason: Some(format!("{} on {}", incoming.platform_status, incoming.platform)),
+                        reason: Some(format!(
+                            "{} on {}",
+                            incoming.platform_status, incoming.platform
+                        )),
                         now: OffsetDateTime::now_utc(),
                     },
                 )
@@ -398,7 +416,10 @@ impl Worker {
             id: u64,
         }
         let Ok(deleted) = serde_json::from_slice::<Deleted>(&delivery.body) else {
-            return Ok(Fate::of(DeliveryStatus::Failed, "order.deleted without an order id"));
+            return Ok(Fate::of(
+                DeliveryStatus::Failed,
+                "order.deleted without an order id",
+            ));
         };
         let filter = orderflow_store::OrderFilter {
             external_id: Some(deleted.id.to_string()),
@@ -408,7 +429,10 @@ impl Worker {
         let scope = Scope::Store(store.store_id.clone());
         let found = self.store.list_orders(&scope, filter).await?;
         let Some(order) = found.items.into_iter().next() else {
-            return Ok(Fate::of(DeliveryStatus::Rejected, "deleted on woocommerce before intake"));
+            return Ok(Fate::of(
+                DeliveryStatus::Rejected,
+                "deleted on woocommerce before intake",
+            ));
         };
         let cancel = CancelOrder {
             order_id: order.order_id.clone(),
@@ -440,7 +464,9 @@ impl Worker {
             Err(error) => return Ok(Err(error.to_string())),
         };
         let Some(api) = &store.settings.api else {
-            return Ok(Err("the store has no VTEX API credentials to fetch the order".into()));
+            return Ok(Err(
+                "the store has no VTEX API credentials to fetch the order".into(),
+            ));
         };
         let url = format!(
             "{}/api/oms/pvt/orders/{}",
@@ -451,19 +477,29 @@ impl Worker {
             .http
             .get(&url)
             .header("X-VTEX-API-AppKey", api.key.as_deref().unwrap_or_default())
-            .header("X-VTEX-API-AppToken", api.token.as_deref().unwrap_or_default())
+            .header(
+                "X-VTEX-API-AppToken",
+                api.token.as_deref().unwrap_or_default(),
+            )
             .header("Accept", "application/json")
             .send()
             .await
             .map_err(ProcessError::other)?;
         let status = response.status();
         if status.is_success() {
-            return Ok(Ok(response.bytes().await.map_err(ProcessError::other)?.to_vec()));
+            return Ok(Ok(response
+                .bytes()
+                .await
+                .map_err(ProcessError::other)?
+                .to_vec()));
         }
         if status.as_u16() == 429 || status.is_server_error() {
             return Err(ProcessError::other(format!("VTEX OMS answered {status}")));
         }
-        Ok(Err(format!("VTEX OMS answered {status} for order {}", hook.order_id)))
+        Ok(Err(format!(
+            "VTEX OMS answered {status} for order {}",
+            hook.order_id
+        )))
     }
 }
 
@@ -494,14 +530,23 @@ fn merge_lines(
         }
     }
     if merged.is_empty() {
-        return Err(format!("{} order {} has no lines", incoming.platform, incoming.external_id));
+        return Err(format!(
+            "{} order {} has no lines",
+            incoming.platform, incoming.external_id
+        ));
     }
     merged
         .into_iter()
         .map(|(product_id, count, price)| {
-            let quantity = Quantity::try_from(count)
-                .map_err(|error| format!("{product_id}: {error}"))?;
-            Ok((OrderLine { product_id, quantity }, price))
+            let quantity =
+                Quantity::try_from(count).map_err(|error| format!("{product_id}: {error}"))?;
+            Ok((
+                OrderLine {
+                    product_id,
+                    quantity,
+                },
+                price,
+            ))
         })
         .collect()
 }

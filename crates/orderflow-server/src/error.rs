@@ -22,6 +22,8 @@ pub enum ApiError {
     #[error("{0}")]
     Unauthorized(&'static str),
     #[error("{0}")]
+    BadSignature(String),
+    #[error("{0}")]
     Forbidden(&'static str),
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -60,7 +62,7 @@ impl ApiError {
             }
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized(_) | Self::BadSignature(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) | Self::NoRoute => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -79,6 +81,7 @@ impl ApiError {
             Self::UnsupportedMediaType => "unsupported-media-type",
             Self::PayloadTooLarge { .. } => "payload-too-large",
             Self::Unauthorized(_) => "unauthorized",
+            Self::BadSignature(_) => "bad-signature",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) | Self::NoRoute => "not-found",
             Self::MethodNotAllowed => "method-not-allowed",
@@ -119,6 +122,11 @@ pub const PROBLEMS: &[(&str, &str, &str)] = &[
         "unauthorized",
         "Unauthorized",
         "Send `Authorization: Bearer <token>` with a token made by `POST /api-keys` or the bootstrap `ORDERFLOW_ADMIN_TOKEN`.",
+    ),
+    (
+        "bad-signature",
+        "Webhook signature does not verify",
+        "The delivery is not signed with the store's webhook secret as its platform signs (Shopify `X-Shopify-Hmac-Sha256`, WooCommerce `X-WC-Webhook-Signature`, Jumpseller `Jumpseller-Hmac-Sha256`, Standard Webhooks for `custom`, the configured header for VTEX). `detail` says what was wrong. Nothing was stored.",
     ),
     (
         "forbidden",

@@ -20,6 +20,7 @@ use axum::http::{HeaderName, Request};
 use axum::routing::{get, post, put};
 use orderflow_store::Store;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
@@ -39,6 +40,10 @@ pub struct Services {
     pub admin_token_hash: Option<String>,
     pub keys: auth::KeyCache,
     pub metrics: metrics::Metrics,
+    /// Notified when a delivery is stored, so the intake worker starts on it at once.
+    pub intake_wake: Arc<Notify>,
+    /// Notified when forwards are made due by hand.
+    pub forward_wake: Arc<Notify>,
 }
 
 /// What every handler shares: cheap to clone.
@@ -59,24 +64,29 @@ impl AppState {
             admin_token_hash: admin_token.map(auth::hash_token),
             keys: auth::KeyCache::default(),
             metrics: metrics::Metrics::default(),
+            intake_wake: Arc::new(Notify::new()),
+            forward_wake: Arc::new(Notify::new()),
         }))
     }
 }
 
 #[derive(Debug, OpenApi)]
 #[openapi(
-    info(title = "orderflow", description = "Order operations engine: orders, stock, stores and keys."),
+    info(title = "orderflow", description = "Order operations engine: orders, stock, stores, keys and storefront intake."),
     paths(
         api::orders::place, api::orders::get, api::orders::edit, api::orders::cancel, api::orders::list,
         api::products::put, api::products::get, api::products::adjust_stock, api::products::list,
-        api::stores::create, api::stores::get, api::stores::create_key,
+        api::stores::create, api::stores::get, api::stores::update, api::stores::create_key,
+        api::intake::receive, api::intake::list, api::intake::get, api::intake::list_forwards,
+        api::intake::retry_forward, api::intake::retry_forwards, api::intake::preview_rules,
         api::system::healthz, api::system::readyz, api::system::metrics, api::system::problem_page,
     ),
     modifiers(&BearerAuth),
     tags(
         (name = "orders", description = "Place, read, edit and cancel orders; stock is reserved atomically"),
         (name = "products", description = "Catalogue and stock"),
-        (name = "stores", description = "Tenants"),
+        (name = "stores", description = "Tenants and their storefront integrations"),
+        (name = "intake", description = "Storefront webhooks, the inbox of deliveries and forwards to courier systems"),
         (name = "auth", description = "API keys"),
         (name = "system", description = "Probes, metrics and problem types"),
     )
@@ -145,7 +155,26 @@ pub fn router(state: AppState) -> Router {
             post(api::products::adjust_stock),
         )
         .route("/stores", post(api::stores::create))
-        .route("/stores/{store_id}", get(api::stores::get))
+        .route(
+            "/stores/{store_id}",
+            get(api::stores::get).patch(api::stores::update),
+        )
+        .route(
+            "/stores/{store_id}/rules/preview",
+            post(api::intake::preview_rules),
+        )
+        .route(
+            "/webhooks/{platform}/{store_id}",
+            post(api::intake::receive),
+        )
+        .route("/inbox", get(api::intake::list))
+        .route("/inbox/{delivery_id}", get(api::intake::get))
+        .route("/forwards", get(api::intake::list_forwards))
+        .route("/forwards/retry", post(api::intake::retry_forwards))
+        .route(
+            "/forwards/{forward_id}/retry",
+            post(api::intake::retry_forward),
+        )
         .route("/api-keys", post(api::stores::create_key))
         .route("/healthz", get(api::system::healthz))
         .route("/readyz", get(api::system::readyz))
@@ -176,4 +205,48 @@ pub async fn serve(
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// The work a node does besides answering requests: the intake worker and the forwarder.
+#[derive(Debug)]
+pub struct Background {
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Background {
+    /// Starts both on the state's store, woken by the state's notifications.
+    pub fn start(
+        state: &AppState,
+        worker: orderflow_intake::worker::WorkerConfig,
+        forwarding: orderflow_intake::forward::ForwardPolicy,
+    ) -> Self {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        let intake = orderflow_intake::worker::Worker::new(
+            state.store.clone(),
+            state.intake_wake.clone(),
+            worker,
+        );
+        let forwarder = orderflow_intake::forward::Forwarder::new(
+            state.store.clone(),
+            state.forward_wake.clone(),
+            forwarding,
+        );
+        let tasks = vec![
+            tokio::spawn(intake.run(until_stopped(stopped.clone()))),
+            tokio::spawn(forwarder.run(until_stopped(stopped))),
+        ];
+        Self { stop, tasks }
+    }
+
+    /// Stops taking new work and waits for the work in hand.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
 }

@@ -220,10 +220,7 @@ pub(crate) fn scope_store(scope: &Scope) -> Option<&str> {
 }
 
 /// The conditions of an inbox listing, as `(column and operator, value)` pairs.
-pub(crate) fn inbox_conditions(
-    scope: &Scope,
-    filter: &InboxFilter,
-) -> Vec<(&'static str, String)> {
+pub(crate) fn inbox_conditions(scope: &Scope, filter: &InboxFilter) -> Vec<(&'static str, String)> {
     let mut conditions = Vec::new();
     if let Some(store_id) = scope_store(scope) {
         conditions.push(("store_id =", store_id.to_owned()));

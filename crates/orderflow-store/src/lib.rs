@@ -106,8 +106,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Newest first, without bodies.
     async fn list_deliveries(&self, scope: &Scope, filter: InboxFilter) -> Result<Page<Delivery>>;
     /// The latest `limit` deliveries of a store that carried an order (for rule previews).
-    async fn recent_order_deliveries(&self, store_id: &StoreId, limit: u32)
-    -> Result<Vec<Delivery>>;
+    async fn recent_order_deliveries(
+        &self,
+        store_id: &StoreId,
+        limit: u32,
+    ) -> Result<Vec<Delivery>>;
     /// Records a newer platform version of the order held for `external_id`, or reports it
     /// stale; [`Error::NotFound`] when no order is held for it.
     async fn update_order_source(

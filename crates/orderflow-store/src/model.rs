@@ -508,11 +508,6 @@ pub struct Forward {
 #[derive(Debug, Clone)]
 pub enum ForwardOutcome {
     Delivered,
-    RetryAt {
-        at: OffsetDateTime,
-        error: String,
-    },
-    Dead {
-        error: String,
-    },
+    RetryAt { at: OffsetDateTime, error: String },
+    Dead { error: String },
 }

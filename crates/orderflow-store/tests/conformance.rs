@@ -9,8 +9,8 @@ use std::sync::Arc;
 use orderflow_domain::{Address, OrderId, OrderStatus, Refusal, Shortfall, StockError, StoreId};
 use orderflow_store::{
     ApiKey, BackorderLine, CancelOrder, Destination, EditOrder, Error, Idempotency, NewApiKey,
-    NewStore, Order, OrderFilter, PageRequest, PlaceOrder, Placement, Product, Receipt, Role, Scope,
-    Store, StoreRecord, StoreSettings,
+    NewStore, Order, OrderFilter, PageRequest, PlaceOrder, Placement, Product, Receipt, Role,
+    Scope, Store, StoreRecord, StoreSettings,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

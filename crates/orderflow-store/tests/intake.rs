@@ -55,7 +55,10 @@ fn storefront_order(
     }
 }
 
-case!(a_delivery_resent_concurrently_is_received_once_and_recorded_as_duplicates, multi_thread);
+case!(
+    a_delivery_resent_concurrently_is_received_once_and_recorded_as_duplicates,
+    multi_thread
+);
 async fn a_delivery_resent_concurrently_is_received_once_and_recorded_as_duplicates(
     store: Arc<dyn Store>,
 ) {
@@ -83,7 +86,13 @@ async fn a_delivery_resent_concurrently_is_received_once_and_recorded_as_duplica
 
     let scope = Scope::Store(store_id.clone());
     let all = store
-        .list_deliveries(&scope, InboxFilter { limit: 50, ..InboxFilter::default() })
+        .list_deliveries(
+            &scope,
+            InboxFilter {
+                limit: 50,
+                ..InboxFilter::default()
+            },
+        )
         .await
         .expect("listed");
     assert_eq!(all.items.len(), 10);
@@ -116,7 +125,13 @@ async fn another_tenant_neither_sees_nor_lists_a_delivery(store: Arc<dyn Store>)
             .await,
     );
     let listed = store
-        .list_deliveries(&Scope::Store(theirs), InboxFilter { limit: 10, ..InboxFilter::default() })
+        .list_deliveries(
+            &Scope::Store(theirs),
+            InboxFilter {
+                limit: 10,
+                ..InboxFilter::default()
+            },
+        )
         .await
         .expect("listed");
     assert!(listed.items.is_empty());
@@ -169,13 +184,19 @@ async fn a_claimed_delivery_is_leased_and_taken_over_when_the_lease_runs_out(
         .claim_deliveries(10, t0 + Duration::seconds(100), t0 + Duration::seconds(130))
         .await
         .expect("claimed");
-    assert!(later.is_empty(), "a settled delivery is never claimed again");
+    assert!(
+        later.is_empty(),
+        "a settled delivery is never claimed again"
+    );
     let settled = store
         .get_delivery(&Scope::Everything, &received.delivery_id)
         .await
         .expect("found");
     assert_eq!(settled.status, DeliveryStatus::Rejected);
-    assert_eq!(settled.reason.as_deref(), Some("exclude_regions: RM is excluded"));
+    assert_eq!(
+        settled.reason.as_deref(),
+        Some("exclude_regions: RM is excluded")
+    );
 }
 
 case!(a_storefront_order_is_placed_once_per_external_id);
@@ -201,7 +222,10 @@ async fn a_storefront_order_is_placed_once_per_external_id(store: Arc<dyn Store>
     assert_eq!(order.status, OrderStatus::Confirmed);
     assert_eq!(order.lines, vec![priced("SKU-1", 2, 1990)]);
     assert_eq!(order.total_minor, 3980);
-    assert_eq!(order.timeline[0].note.as_deref(), Some("placed from shopify"));
+    assert_eq!(
+        order.timeline[0].note.as_deref(),
+        Some("placed from shopify")
+    );
     let orders = listed(store.as_ref(), &Scope::Store(store_id), filter(10)).await;
     assert_eq!(orders.len(), 1);
 }
@@ -295,7 +319,10 @@ async fn a_forward_is_queued_once_retried_on_schedule_dead_lettered_and_replayed
         }),
         now: t0,
     };
-    store.settle_delivery(settle("fwd_1")).await.expect("settled");
+    store
+        .settle_delivery(settle("fwd_1"))
+        .await
+        .expect("settled");
     store
         .settle_delivery(settle("fwd_2"))
         .await
@@ -310,11 +337,18 @@ async fn a_forward_is_queued_once_retried_on_schedule_dead_lettered_and_replayed
 
     let lease = |at: time::OffsetDateTime| (at, at + Duration::seconds(30));
     let (at, until) = lease(t0);
-    let due = store.claim_due_forwards(10, at, until).await.expect("claimed");
+    let due = store
+        .claim_due_forwards(10, at, until)
+        .await
+        .expect("claimed");
     assert_eq!(due.len(), 1);
     let (at, until) = lease(t0 + Duration::seconds(1));
     assert!(
-        store.claim_due_forwards(10, at, until).await.expect("claimed").is_empty(),
+        store
+            .claim_due_forwards(10, at, until)
+            .await
+            .expect("claimed")
+            .is_empty(),
         "a claimed forward is leased"
     );
     store
@@ -329,9 +363,22 @@ async fn a_forward_is_queued_once_retried_on_schedule_dead_lettered_and_replayed
         .await
         .expect("recorded");
     let (at, until) = lease(t0 + Duration::seconds(4));
-    assert!(store.claim_due_forwards(10, at, until).await.expect("claimed").is_empty());
+    assert!(
+        store
+            .claim_due_forwards(10, at, until)
+            .await
+            .expect("claimed")
+            .is_empty()
+    );
     let (at, until) = lease(t0 + Duration::seconds(5));
-    assert_eq!(store.claim_due_forwards(10, at, until).await.expect("claimed").len(), 1);
+    assert_eq!(
+        store
+            .claim_due_forwards(10, at, until)
+            .await
+            .expect("claimed")
+            .len(),
+        1
+    );
     store
         .record_forward_attempt(
             "fwd_1",
@@ -367,12 +414,26 @@ async fn a_forward_is_queued_once_retried_on_schedule_dead_lettered_and_replayed
         1
     );
     let (at, until) = lease(t0 + Duration::seconds(7));
-    assert_eq!(store.claim_due_forwards(10, at, until).await.expect("claimed").len(), 1);
+    assert_eq!(
+        store
+            .claim_due_forwards(10, at, until)
+            .await
+            .expect("claimed")
+            .len(),
+        1
+    );
     store
-        .record_forward_attempt("fwd_1", ForwardOutcome::Delivered, t0 + Duration::seconds(8))
+        .record_forward_attempt(
+            "fwd_1",
+            ForwardOutcome::Delivered,
+            t0 + Duration::seconds(8),
+        )
         .await
         .expect("recorded");
-    let delivered = store.get_forward(&everything, "fwd_1").await.expect("found");
+    let delivered = store
+        .get_forward(&everything, "fwd_1")
+        .await
+        .expect("found");
     assert_eq!(delivered.status, ForwardStatus::Delivered);
     assert!(matches!(
         store.retry_forward(&everything, "fwd_1", t0).await,
@@ -389,12 +450,18 @@ case!(settings_of_a_store_are_replaced_by_an_update);
 async fn settings_of_a_store_are_replaced_by_an_update(store: Arc<dyn Store>) {
     let store_id = create_store(store.as_ref(), "shop").await;
     let mut record = store.get_store(&store_id).await.expect("found");
-    assert!(record.settings.manage_stock, "stores manage stock unless told otherwise");
+    assert!(
+        record.settings.manage_stock,
+        "stores manage stock unless told otherwise"
+    );
     record.settings.webhook_secret = Some("new".into());
     record.settings.previous_webhook_secret = Some("old".into());
     record.platform = Some("woocommerce".into());
     let updated = store.update_store(record.clone()).await.expect("updated");
     assert_eq!(updated, record);
     record.store_id = sid("ghost");
-    assert!(matches!(store.update_store(record).await, Err(Error::NotFound)));
+    assert!(matches!(
+        store.update_store(record).await,
+        Err(Error::NotFound)
+    ));
 }

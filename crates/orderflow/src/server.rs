@@ -5,8 +5,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use orderflow_domain::{CustomerId, StoreId};
-use orderflow_server::AppState;
+use orderflow_intake::forward::ForwardPolicy;
+use orderflow_intake::worker::WorkerConfig;
 use orderflow_server::auth::{issue_key, new_token};
+use orderflow_server::{AppState, Background};
 use orderflow_store::{Role, Store};
 use tokio::net::TcpListener;
 
@@ -28,9 +30,10 @@ pub async fn serve(listen: SocketAddr, database_url: &str) -> anyhow::Result<()>
         .await
         .with_context(|| format!("binding {listen}"))?;
     let state = AppState::new(store, admin_token.as_deref());
-    orderflow_server::serve(listener, state, shutdown_signal())
-        .await
-        .context("serving")
+    let background = Background::start(&state, WorkerConfig::default(), ForwardPolicy::default());
+    let served = orderflow_server::serve(listener, state, shutdown_signal()).await;
+    background.stop().await;
+    served.context("serving")
 }
 
 /// A server running in this process on an ephemeral port, for `demo` and `bench`.
@@ -40,6 +43,7 @@ pub struct Running {
     pub admin_token: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    background: Option<Background>,
 }
 
 impl Running {
@@ -50,6 +54,8 @@ impl Running {
         let address = listener.local_addr()?;
         let (_, admin_token) = new_token();
         let state = AppState::new(store, Some(&admin_token));
+        let background =
+            Background::start(&state, WorkerConfig::default(), ForwardPolicy::default());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(orderflow_server::serve(listener, state, async {
             let _ = stopped.await;
@@ -59,6 +65,7 @@ impl Running {
             admin_token,
             stop: Some(stop),
             task,
+            background: Some(background),
         })
     }
 
@@ -71,6 +78,9 @@ impl Running {
             let _ = stop.send(());
         }
         (&mut self.task).await??;
+        if let Some(background) = self.background.take() {
+            background.stop().await;
+        }
         Ok(())
     }
 }

@@ -25,7 +25,8 @@ pub fn parse(body: &[u8]) -> Result<IncomingOrder, ParseError> {
     }
     let mut data = envelope.data;
     data.insert("platform".into(), serde_json::json!(Platform::Custom));
-    let encoded = serde_json::to_vec(&data).map_err(|e| ParseError::invalid("data", e.to_string()))?;
+    let encoded =
+        serde_json::to_vec(&data).map_err(|e| ParseError::invalid("data", e.to_string()))?;
     let order: IncomingOrder = from_json(&encoded)?;
     if order.lines.is_empty() {
         return Err(ParseError::missing("data.lines"));

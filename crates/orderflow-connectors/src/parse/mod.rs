@@ -115,11 +115,9 @@ impl Exact {
             Some(_) => return Err(ParseError::invalid(field, "not a whole quantity")),
             None => text,
         };
-        whole
-            .parse::<u32>()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| ParseError::invalid(field, format!("{text} is not a quantity of at least 1")))
+        whole.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+            ParseError::invalid(field, format!("{text} is not a quantity of at least 1"))
+        })
     }
 }
 

@@ -1,5 +1,6 @@
 //! The HTTP API, one module per resource.
 
+pub mod intake;
 pub mod orders;
 pub mod products;
 pub mod stores;

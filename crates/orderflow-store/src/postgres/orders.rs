@@ -208,8 +208,7 @@ async fn try_place_order(client: &Client, order: &PlaceOrder) -> Result<Attempt>
         Some((plan, lines)) => (plan, lines, false),
         None => {
             let read = client.prepare_cached(READ_PRODUCTS).await?;
-            let known =
-                stock_by_product(&client.query(&read, &[&store_id, &product_ids]).await?)?;
+            let known = stock_by_product(&client.query(&read, &[&store_id, &product_ids]).await?)?;
             let plan = plan_reservation(
                 &order.lines,
                 |id| known.get(id.as_str()).map(|k| k.level),
@@ -310,7 +309,10 @@ async fn try_place_order(client: &Client, order: &PlaceOrder) -> Result<Attempt>
             // conflict means the order exists and its receipt can be replayed.
             let constraint = error.as_db_error().and_then(|e| e.constraint());
             if code == Some(&SqlState::UNIQUE_VIOLATION)
-                && matches!(constraint, Some("idempotency_keys_pkey" | "orders_by_external_id"))
+                && matches!(
+                    constraint,
+                    Some("idempotency_keys_pkey" | "orders_by_external_id")
+                )
             {
                 return Ok(Attempt::KeyTaken);
             }

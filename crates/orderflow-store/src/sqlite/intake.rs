@@ -134,7 +134,9 @@ pub(super) fn read_delivery(
     let sql = format!("SELECT {DELIVERY_COLUMNS}, body FROM inbox WHERE delivery_id = ?1");
     let mut delivery = c
         .prepare_cached(&sql)?
-        .query_row([delivery_id], |row| Ok((delivery_row(row), row.get::<_, Vec<u8>>(13)?)))
+        .query_row([delivery_id], |row| {
+            Ok((delivery_row(row), row.get::<_, Vec<u8>>(13)?))
+        })
         .optional()?
         .ok_or(Error::NotFound)
         .and_then(|(delivery, body)| {
@@ -180,7 +182,9 @@ fn delivery_row(row: &Row<'_>) -> rusqlite::Result<Result<Delivery>> {
             status: DeliveryStatus::parse(&status)
                 .ok_or_else(|| Error::Corrupt(format!("inbox.status holds {status:?}")))?,
             reason,
-            order_id: order_id.map(|id| parse("inbox.order_id", &id)).transpose()?,
+            order_id: order_id
+                .map(|id| parse("inbox.order_id", &id))
+                .transpose()?,
             duplicate_of,
             attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
             received_at: from_micros(received_at)?,
@@ -264,9 +268,18 @@ pub(super) fn update_source(
 
 const FORWARD_COLUMNS: &str = "forward_id, store_id, order_id, delivery_id, url, payload, status, attempts, next_attempt_at, last_error, created_at, delivered_at";
 
-fn forward_row(row: &Row<'_>) -> rusqlite::Result<(Vec<String>, Vec<Option<String>>, [Option<i64>; 4])> {
+fn forward_row(
+    row: &Row<'_>,
+) -> rusqlite::Result<(Vec<String>, Vec<Option<String>>, [Option<i64>; 4])> {
     Ok((
-        vec![row.get(0)?, row.get(1)?, row.get(2)?, row.get(4)?, row.get(5)?, row.get(6)?],
+        vec![
+            row.get(0)?,
+            row.get(1)?,
+            row.get(2)?,
+            row.get(4)?,
+            row.get(5)?,
+            row.get(6)?,
+        ],
         vec![row.get(3)?, row.get(9)?],
         [row.get(7)?, row.get(8)?, row.get(10)?, row.get(11)?],
     ))

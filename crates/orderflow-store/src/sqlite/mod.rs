@@ -570,7 +570,9 @@ impl crate::Store for SqliteStore {
 
 fn read_store(c: &Connection, store_id: &StoreId) -> Result<StoreRecord> {
     let row = c
-        .prepare_cached("SELECT name, platform, created_at, settings FROM stores WHERE store_id = ?1")?
+        .prepare_cached(
+            "SELECT name, platform, created_at, settings FROM stores WHERE store_id = ?1",
+        )?
         .query_row([store_id.as_str()], |row| {
             Ok((
                 row.get::<_, String>(0)?,

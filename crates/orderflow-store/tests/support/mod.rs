@@ -13,8 +13,8 @@ use orderflow_domain::{
 };
 use orderflow_store::scratch::ScratchDatabase;
 use orderflow_store::{
-    Error, NewStore, Order, OrderFilter, PlaceOrder, PricedLine, ProductInput, Result, Scope, Store,
-    StoreSettings,
+    Error, NewStore, Order, OrderFilter, PlaceOrder, PricedLine, ProductInput, Result, Scope,
+    Store, StoreSettings,
 };
 use time::OffsetDateTime;
 
