@@ -132,65 +132,79 @@ pub(super) fn read_delivery(
     with_body: bool,
 ) -> Result<Delivery> {
     let sql = format!("SELECT {DELIVERY_COLUMNS}, body FROM inbox WHERE delivery_id = ?1");
-    let mut delivery = c
+    let (row, body) = c
         .prepare_cached(&sql)?
         .query_row([delivery_id], |row| {
-            Ok((delivery_row(row), row.get::<_, Vec<u8>>(13)?))
+            Ok((delivery_row(row)?, row.get::<_, Vec<u8>>(13)?))
         })
         .optional()?
-        .ok_or(Error::NotFound)
-        .and_then(|(delivery, body)| {
-            let mut delivery = delivery??;
-            if with_body {
-                delivery.body = body;
-            }
-            Ok(delivery)
-        })?;
+        .ok_or(Error::NotFound)?;
+    let mut delivery = into_delivery(row)?;
     if scope.is_some_and(|scope| !scope.admits(&delivery.store_id, None)) {
         return Err(Error::NotFound);
     }
-    if !with_body {
-        delivery.body.clear();
+    if with_body {
+        delivery.body = body;
     }
     Ok(delivery)
 }
 
-#[allow(clippy::type_complexity)]
-fn delivery_row(row: &Row<'_>) -> rusqlite::Result<Result<Delivery>> {
-    let store_id: String = row.get(1)?;
-    let headers: String = row.get(5)?;
-    let status: String = row.get(6)?;
-    let order_id: Option<String> = row.get(8)?;
-    let attempts: i64 = row.get(10)?;
-    let received_at: i64 = row.get(11)?;
-    let processed_at: Option<i64> = row.get(12)?;
-    let delivery_id: String = row.get(0)?;
-    let platform: String = row.get(2)?;
-    let event_key: String = row.get(3)?;
-    let topic: Option<String> = row.get(4)?;
-    let reason: Option<String> = row.get(7)?;
-    let duplicate_of: Option<String> = row.get(9)?;
-    Ok((|| {
-        Ok(Delivery {
-            delivery_id,
-            store_id: parse("inbox.store_id", &store_id)?,
-            platform,
-            event_key,
-            topic,
-            headers: common::headers_from_json(&headers)?,
-            body: Vec::new(),
-            status: DeliveryStatus::parse(&status)
-                .ok_or_else(|| Error::Corrupt(format!("inbox.status holds {status:?}")))?,
-            reason,
-            order_id: order_id
-                .map(|id| parse("inbox.order_id", &id))
-                .transpose()?,
-            duplicate_of,
-            attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-            received_at: from_micros(received_at)?,
-            processed_at: processed_at.map(from_micros).transpose()?,
-        })
-    })())
+/// An `inbox` row as stored (without its body), before its columns are parsed.
+struct DeliveryRow {
+    delivery_id: String,
+    store_id: String,
+    platform: String,
+    event_key: String,
+    topic: Option<String>,
+    headers: String,
+    status: String,
+    reason: Option<String>,
+    order_id: Option<String>,
+    duplicate_of: Option<String>,
+    attempts: i64,
+    received_at: i64,
+    processed_at: Option<i64>,
+}
+
+fn delivery_row(row: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
+    Ok(DeliveryRow {
+        delivery_id: row.get(0)?,
+        store_id: row.get(1)?,
+        platform: row.get(2)?,
+        event_key: row.get(3)?,
+        topic: row.get(4)?,
+        headers: row.get(5)?,
+        status: row.get(6)?,
+        reason: row.get(7)?,
+        order_id: row.get(8)?,
+        duplicate_of: row.get(9)?,
+        attempts: row.get(10)?,
+        received_at: row.get(11)?,
+        processed_at: row.get(12)?,
+    })
+}
+
+fn into_delivery(row: DeliveryRow) -> Result<Delivery> {
+    Ok(Delivery {
+        delivery_id: row.delivery_id,
+        store_id: parse("inbox.store_id", &row.store_id)?,
+        platform: row.platform,
+        event_key: row.event_key,
+        topic: row.topic,
+        headers: common::headers_from_json(&row.headers)?,
+        body: Vec::new(),
+        status: DeliveryStatus::parse(&row.status)
+            .ok_or_else(|| Error::Corrupt(format!("inbox.status holds {:?}", row.status)))?,
+        reason: row.reason,
+        order_id: row
+            .order_id
+            .map(|id| parse("inbox.order_id", &id))
+            .transpose()?,
+        duplicate_of: row.duplicate_of,
+        attempts: u32::try_from(row.attempts).unwrap_or(0),
+        received_at: from_micros(row.received_at)?,
+        processed_at: row.processed_at.map(from_micros).transpose()?,
+    })
 }
 
 pub(super) fn list(c: &Connection, scope: &Scope, filter: &InboxFilter) -> Result<Page<Delivery>> {
@@ -208,7 +222,7 @@ pub(super) fn list(c: &Connection, scope: &Scope, filter: &InboxFilter) -> Resul
     let mut items = c
         .prepare(&sql)?
         .query_map(values.as_slice(), delivery_row)?
-        .map(|row| row.map_err(Error::from).and_then(|d| d))
+        .map(|row| row.map_err(Error::from).and_then(into_delivery))
         .collect::<Result<Vec<_>>>()?;
     let has_more = items.len() > filter.limit as usize;
     items.truncate(filter.limit as usize);
@@ -268,46 +282,54 @@ pub(super) fn update_source(
 
 const FORWARD_COLUMNS: &str = "forward_id, store_id, order_id, delivery_id, url, payload, status, attempts, next_attempt_at, last_error, created_at, delivered_at";
 
-fn forward_row(
-    row: &Row<'_>,
-) -> rusqlite::Result<(Vec<String>, Vec<Option<String>>, [Option<i64>; 4])> {
-    Ok((
-        vec![
-            row.get(0)?,
-            row.get(1)?,
-            row.get(2)?,
-            row.get(4)?,
-            row.get(5)?,
-            row.get(6)?,
-        ],
-        vec![row.get(3)?, row.get(9)?],
-        [row.get(7)?, row.get(8)?, row.get(10)?, row.get(11)?],
-    ))
+/// A `forwards` row as stored, before its columns are parsed.
+struct ForwardRow {
+    forward_id: String,
+    store_id: String,
+    order_id: String,
+    delivery_id: Option<String>,
+    url: String,
+    payload: String,
+    status: String,
+    attempts: i64,
+    next_attempt_at: i64,
+    last_error: Option<String>,
+    created_at: i64,
+    delivered_at: Option<i64>,
 }
 
-fn into_forward(
-    (text, optional, numbers): (Vec<String>, Vec<Option<String>>, [Option<i64>; 4]),
-) -> Result<Forward> {
-    let [forward_id, store_id, order_id, url, payload, status] =
-        <[String; 6]>::try_from(text).map_err(|_| Error::Corrupt("forward row".into()))?;
-    let [delivery_id, last_error] = <[Option<String>; 2]>::try_from(optional)
-        .map_err(|_| Error::Corrupt("forward row".into()))?;
-    let [attempts, next_attempt_at, created_at, delivered_at] = numbers;
-    let required = |value: Option<i64>| value.ok_or_else(|| Error::Corrupt("forward row".into()));
+fn forward_row(row: &Row<'_>) -> rusqlite::Result<ForwardRow> {
+    Ok(ForwardRow {
+        forward_id: row.get(0)?,
+        store_id: row.get(1)?,
+        order_id: row.get(2)?,
+        delivery_id: row.get(3)?,
+        url: row.get(4)?,
+        payload: row.get(5)?,
+        status: row.get(6)?,
+        attempts: row.get(7)?,
+        next_attempt_at: row.get(8)?,
+        last_error: row.get(9)?,
+        created_at: row.get(10)?,
+        delivered_at: row.get(11)?,
+    })
+}
+
+fn into_forward(row: ForwardRow) -> Result<Forward> {
     Ok(Forward {
-        forward_id,
-        store_id: parse("forwards.store_id", &store_id)?,
-        order_id: parse("forwards.order_id", &order_id)?,
-        delivery_id,
-        url,
-        payload,
-        status: ForwardStatus::parse(&status)
-            .ok_or_else(|| Error::Corrupt(format!("forwards.status holds {status:?}")))?,
-        attempts: u32::try_from(required(attempts)?).unwrap_or(u32::MAX),
-        next_attempt_at: from_micros(required(next_attempt_at)?)?,
-        last_error,
-        created_at: from_micros(required(created_at)?)?,
-        delivered_at: delivered_at.map(from_micros).transpose()?,
+        forward_id: row.forward_id,
+        store_id: parse("forwards.store_id", &row.store_id)?,
+        order_id: parse("forwards.order_id", &row.order_id)?,
+        delivery_id: row.delivery_id,
+        url: row.url,
+        payload: row.payload,
+        status: ForwardStatus::parse(&row.status)
+            .ok_or_else(|| Error::Corrupt(format!("forwards.status holds {:?}", row.status)))?,
+        attempts: u32::try_from(row.attempts).unwrap_or(0),
+        next_attempt_at: from_micros(row.next_attempt_at)?,
+        last_error: row.last_error,
+        created_at: from_micros(row.created_at)?,
+        delivered_at: row.delivered_at.map(from_micros).transpose()?,
     })
 }
 
