@@ -8,7 +8,11 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use orderflow_server::AppState;
+use std::time::Duration;
+
+use orderflow_intake::forward::ForwardPolicy;
+use orderflow_intake::worker::WorkerConfig;
+use orderflow_server::{AppState, Background};
 use orderflow_store::Store;
 use orderflow_store::scratch::ScratchDatabase;
 use reqwest::StatusCode;
@@ -63,8 +67,20 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub store: Arc<dyn Store>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    background: Option<Background>,
     _dir: tempfile::TempDir,
     scratch: Option<ScratchDatabase>,
+}
+
+/// Intake as in production, but with waits short enough for a test to watch retries.
+pub fn fast_forwarding() -> ForwardPolicy {
+    ForwardPolicy {
+        max_attempts: 4,
+        base_delay: Duration::from_millis(40),
+        max_delay: Duration::from_millis(200),
+        timeout: Duration::from_millis(1_500),
+        poll: Duration::from_millis(20),
+    }
 }
 
 impl TestApp {
@@ -103,6 +119,11 @@ impl TestApp {
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let state = AppState::new(store.clone(), Some(ADMIN));
+        let worker = WorkerConfig {
+            poll: Duration::from_millis(20),
+            ..WorkerConfig::default()
+        };
+        let background = Background::start(&state, worker, fast_forwarding());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(orderflow_server::serve(listener, state, async {
             let _ = stopped.await;
@@ -112,6 +133,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             store,
             stop: Some(stop),
+            background: Some(background),
             _dir: dir,
             scratch,
         })
@@ -120,6 +142,9 @@ impl TestApp {
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+        }
+        if let Some(background) = self.background.take() {
+            background.stop().await;
         }
         if let Some(db) = self.scratch.take() {
             // The pool still holds connections: WITH (FORCE) closes them.
@@ -155,6 +180,41 @@ impl TestApp {
             status,
             headers,
             body,
+        }
+    }
+
+    /// Posts `body` exactly as given, with `headers`, and no token.
+    pub async fn post_raw(&self, path: &str, headers: &[(&str, String)], body: Vec<u8>) -> Reply {
+        let mut request = self.client.post(format!("{}{path}", self.base)).body(body);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let response = request.send().await.expect("the server answers");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Polls `GET path` until `done` holds for the reply, for at most ten seconds.
+    pub async fn eventually(&self, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let reply = self.get(path, ADMIN).await;
+            if done(&reply.body) {
+                return reply.body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{path} never got there; last: {}",
+                reply.body
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
 
@@ -210,5 +270,94 @@ impl TestApp {
         let reply = self.post("/api-keys", ADMIN, body).await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
         reply.body["token"].as_str().expect("token").to_owned()
+    }
+}
+
+/// A courier system for forwards to reach: records every request and answers each with the
+/// next status of its script (the last one repeats).
+#[derive(Debug, Clone)]
+pub struct Sink {
+    pub url: String,
+    pub received: Arc<std::sync::Mutex<Vec<SinkRequest>>>,
+    script: Arc<std::sync::Mutex<Vec<(u16, Option<&'static str>)>>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SinkRequest {
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub answered: u16,
+}
+
+impl SinkRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Sink {
+    /// `script`: statuses with an optional `Retry-After`, one per request.
+    pub async fn start(script: Vec<(u16, Option<&'static str>)>) -> Self {
+        let received = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let script = Arc::new(std::sync::Mutex::new(script));
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("bind the sink");
+        let url = format!("http://{}/orders", listener.local_addr().expect("address"));
+        let (log, plan) = (received.clone(), script.clone());
+        let app = axum::Router::new().route(
+            "/orders",
+            axum::routing::post(
+                move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                    let (log, plan) = (log.clone(), plan.clone());
+                    async move {
+                        let (status, retry_after) = {
+                            let mut plan = plan.lock().expect("script");
+                            if plan.len() > 1 {
+                                plan.remove(0)
+                            } else {
+                                plan[0]
+                            }
+                        };
+                        log.lock().expect("log").push(SinkRequest {
+                            headers: headers
+                                .iter()
+                                .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_owned()))
+                                .collect(),
+                            body: body.to_vec(),
+                            answered: status,
+                        });
+                        let mut response = axum::response::Response::new(axum::body::Body::empty());
+                        *response.status_mut() =
+                            axum::http::StatusCode::from_u16(status).expect("a status");
+                        if let Some(seconds) = retry_after {
+                            response.headers_mut().insert(
+                                "retry-after",
+                                axum::http::HeaderValue::from_static(seconds),
+                            );
+                        }
+                        response
+                    }
+                },
+            ),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self {
+            url,
+            received,
+            script,
+        }
+    }
+
+    /// From now on, answer every request with `status`.
+    pub fn answer(&self, status: u16) {
+        *self.script.lock().expect("script") = vec![(status, None)];
+    }
+
+    pub fn requests(&self) -> Vec<SinkRequest> {
+        self.received.lock().expect("log").clone()
     }
 }

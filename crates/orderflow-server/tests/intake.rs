@@ -1,0 +1,447 @@
+//! Storefront intake over real HTTP: signed webhooks in, the inbox, orders made exactly once,
+//! rules, and forwards to a courier system (a sink this test runs on 127.0.0.1).
+
+mod support;
+
+use orderflow_connectors::signature::{base64_hmac_sha256, standard};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::*;
+
+const SHOPIFY_SECRET: &str = "shpss_0123456789abcdef";
+const DESTINATION_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn fixture(path: &str) -> Vec<u8> {
+    let full = format!(
+        "{}/../orderflow-connectors/tests/fixtures/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
+}
+
+/// A courier's client store on Shopify: orders are recorded, not reserved, and forwarded.
+async fn courier_store(app: &TestApp, store_id: &str, sink: &Sink, rules: Value) {
+    let reply = app
+        .post(
+            "/stores",
+            ADMIN,
+            json!({
+                "store_id": store_id,
+                "name": "Client shop",
+                "platform": "shopify",
+                "webhook_secret": SHOPIFY_SECRET,
+                "manage_stock": false,
+                "rules": rules,
+                "destination": {"url": sink.url, "secret": DESTINATION_SECRET},
+            }),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+}
+
+fn shopify_headers(body: &[u8], event_id: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("content-type", "application/json".into()),
+        (
+            "x-shopify-hmac-sha256",
+            base64_hmac_sha256(SHOPIFY_SECRET.as_bytes(), body),
+        ),
+        ("x-shopify-topic", "orders/create".into()),
+        ("x-shopify-shop-domain", "client.myshopify.com".into()),
+        ("x-shopify-api-version", "2024-01".into()),
+        (
+            "x-shopify-webhook-id",
+            format!("wh-{}", rand::random::<u32>()),
+        ),
+        ("x-shopify-event-id", event_id.into()),
+    ]
+}
+
+async fn send_shopify(app: &TestApp, store_id: &str, body: &[u8], event_id: &str) -> Reply {
+    app.post_raw(
+        &format!("/webhooks/shopify/{store_id}"),
+        &shopify_headers(body, event_id),
+        body.to_vec(),
+    )
+    .await
+}
+
+fn settled(delivery: &Value) -> bool {
+    !matches!(delivery["status"].as_str(), Some("received") | None)
+}
+
+async fn signed_shopify_order_becomes_one_order_forwarded_signed(backend: Backend) {
+    let Some(app) = TestApp::spawn_on(backend).await else {
+        return;
+    };
+    let sink = Sink::start(vec![(200, None)]).await;
+    courier_store(&app, "client", &sink, json!([])).await;
+    let body = fixture("shopify/order_450789469_rest_fixture.json");
+
+    let reply = send_shopify(&app, "client", &body, "evt-450789469").await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["status"], "received");
+    let delivery_id = reply.body["delivery_id"]
+        .as_str()
+        .expect("a delivery id")
+        .to_owned();
+
+    let delivery = app
+        .eventually(&format!("/inbox/{delivery_id}"), |d| {
+            d["status"] == "forwarded"
+        })
+        .await;
+    let order_id = delivery["order_id"].as_str().expect("an order").to_owned();
+    let order = app.get(&format!("/orders/{order_id}"), ADMIN).await;
+    assert_eq!(order.status, StatusCode::OK, "{}", order.body);
+    assert_eq!(order.body["order_status"], "confirmed");
+    assert_eq!(
+        order.body["products"].as_array().map(|lines| lines
+            .iter()
+            .map(|l| l["product_id"].clone())
+            .collect::<Vec<_>>()),
+        Some(vec![
+            json!("IPOD2008GREEN"),
+            json!("IPOD2008RED"),
+            json!("IPOD2008BLACK")
+        ])
+    );
+
+    let requests = sink.requests();
+    assert_eq!(requests.len(), 1);
+    let forwarded = &requests[0];
+    let secret = standard::Secret::parse(DESTINATION_SECRET).expect("secret");
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    standard::verify(
+        &[secret],
+        standard::Headers {
+            id: forwarded.header("webhook-id"),
+            timestamp: forwarded.header("webhook-timestamp"),
+            signature: forwarded.header("webhook-signature"),
+        },
+        &forwarded.body,
+        now,
+    )
+    .expect("the forward is signed per Standard Webhooks");
+    let payload: Value = serde_json::from_slice(&forwarded.body).expect("JSON");
+    assert_eq!(payload["type"], "order.created");
+    assert_eq!(payload["data"]["order_id"], order_id.as_str());
+    assert_eq!(payload["data"]["external_id"], "450789469");
+    assert_eq!(payload["data"]["shipping_address"]["region"], "KY");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn signed_shopify_order_becomes_one_order_forwarded_signed_on_sqlite() {
+    signed_shopify_order_becomes_one_order_forwarded_signed(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn signed_shopify_order_becomes_one_order_forwarded_signed_on_postgres() {
+    signed_shopify_order_becomes_one_order_forwarded_signed(Backend::Postgres).await;
+}
+
+async fn ten_concurrent_resends_make_one_order_and_one_forward(backend: Backend) {
+    let Some(app) = TestApp::spawn_on(backend).await else {
+        return;
+    };
+    let sink = Sink::start(vec![(200, None)]).await;
+    courier_store(&app, "client", &sink, json!([])).await;
+    let body = fixture("shopify/order_450789469_rest_fixture.json");
+    let app = std::sync::Arc::new(app);
+    let sends: Vec<_> = (0..10)
+        .map(|_| {
+            let (app, body) = (app.clone(), body.clone());
+            tokio::spawn(async move { send_shopify(&app, "client", &body, "evt-same").await })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for send in sends {
+        let reply = send.await.expect("task");
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        statuses.push(reply.body["status"].as_str().expect("status").to_owned());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| *s == "received").count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.iter().filter(|s| *s == "duplicate").count(), 9);
+
+    let inbox = app
+        .eventually("/inbox?store_id=client", |page| {
+            page["items"]
+                .as_array()
+                .is_some_and(|items| items.iter().any(|d| d["status"] == "forwarded"))
+        })
+        .await;
+    let items = inbox["items"].as_array().expect("items");
+    assert_eq!(items.len(), 10);
+    assert_eq!(
+        items.iter().filter(|d| d["status"] == "duplicate").count(),
+        9
+    );
+    let orders = app.get("/orders?store_id=client", ADMIN).await;
+    assert_eq!(
+        orders.body["orders"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        orders.body
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(sink.requests().len(), 1, "one forward");
+    if let Ok(app) = std::sync::Arc::try_unwrap(app) {
+        app.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn ten_concurrent_resends_make_one_order_and_one_forward_on_sqlite() {
+    ten_concurrent_resends_make_one_order_and_one_forward(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn ten_concurrent_resends_make_one_order_and_one_forward_on_postgres() {
+    ten_concurrent_resends_make_one_order_and_one_forward(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn forged_missing_or_wrong_secret_signatures_are_refused_and_nothing_is_stored() {
+    let app = TestApp::spawn().await;
+    let sink = Sink::start(vec![(200, None)]).await;
+    courier_store(&app, "client", &sink, json!([])).await;
+    let body = fixture("shopify/order_450789469_rest_fixture.json");
+
+    let mut forged = shopify_headers(&body, "evt-1");
+    forged[1].1 = base64_hmac_sha256(b"not the secret", &body);
+    app.post_raw("/webhooks/shopify/client", &forged, body.clone())
+        .await
+        .assert_problem(401, "bad-signature");
+
+    let mut tampered = body.clone();
+    tampered[10] ^= 1;
+    app.post_raw(
+        "/webhooks/shopify/client",
+        &shopify_headers(&body, "evt-2"),
+        tampered,
+    )
+    .await
+    .assert_problem(401, "bad-signature");
+
+    let unsigned: Vec<_> = shopify_headers(&body, "evt-3")
+        .into_iter()
+        .filter(|(name, _)| *name != "x-shopify-hmac-sha256")
+        .collect();
+    app.post_raw("/webhooks/shopify/client", &unsigned, body.clone())
+        .await
+        .assert_problem(401, "bad-signature");
+
+    app.post_raw(
+        "/webhooks/shopify/nobody",
+        &shopify_headers(&body, "evt-4"),
+        body.clone(),
+    )
+    .await
+    .assert_problem(404, "not-found");
+    app.post_raw(
+        "/webhooks/woocommerce/client",
+        &shopify_headers(&body, "evt-5"),
+        body.clone(),
+    )
+    .await
+    .assert_problem(404, "not-found");
+
+    let huge = vec![b' '; 2 * 1024 * 1024];
+    app.post_raw(
+        "/webhooks/shopify/client",
+        &shopify_headers(&huge, "evt-6"),
+        huge,
+    )
+    .await
+    .assert_problem(413, "payload-too-large");
+
+    let inbox = app.get("/inbox", ADMIN).await;
+    assert_eq!(inbox.body["items"], json!([]), "nothing stored");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn woocommerce_webhook_creation_ping_is_answered_without_a_signature() {
+    let app = TestApp::spawn().await;
+    let reply = app
+        .post("/stores", ADMIN, json!({"store_id": "woo", "name": "Woo", "platform": "woocommerce", "webhook_secret": "wc_secret_1234"}))
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let ping = app
+        .post_raw(
+            "/webhooks/woocommerce/woo",
+            &[("content-type", "application/x-www-form-urlencoded".into())],
+            b"webhook_id=17".to_vec(),
+        )
+        .await;
+    assert_eq!(ping.status, StatusCode::OK, "{}", ping.body);
+    assert_eq!(ping.body["status"], "ping");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_failing_destination_is_retried_honouring_retry_after_then_dead_lettered_and_replayed_once()
+ {
+    let app = TestApp::spawn().await;
+    let sink = Sink::start(vec![
+        (503, None),
+        (429, Some("0")),
+        (500, None),
+        (500, None),
+    ])
+    .await;
+    courier_store(&app, "client", &sink, json!([])).await;
+    let body = fixture("shopify/order_450789469_rest_fixture.json");
+    let reply = send_shopify(&app, "client", &body, "evt-retry").await;
+    assert_eq!(reply.status, StatusCode::OK);
+
+    let dead = app
+        .eventually("/forwards?status=dead", |list| {
+            list.as_array().is_some_and(|l| l.len() == 1)
+        })
+        .await;
+    assert_eq!(dead[0]["attempts"], 4);
+    assert!(
+        dead[0]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("500")),
+        "{dead}"
+    );
+    assert_eq!(sink.requests().len(), 4, "tried exactly max_attempts times");
+    let webhook_ids: std::collections::HashSet<_> = sink
+        .requests()
+        .iter()
+        .map(|r| r.header("webhook-id").map(str::to_owned))
+        .collect();
+    assert_eq!(
+        webhook_ids.len(),
+        1,
+        "every try carries the same webhook-id"
+    );
+
+    sink.answer(200);
+    let retried = app
+        .post("/forwards/retry?status=dead", ADMIN, json!(null))
+        .await;
+    assert_eq!(retried.status, StatusCode::OK, "{}", retried.body);
+    assert_eq!(retried.body["retried"], 1);
+    app.eventually("/forwards?status=delivered", |list| {
+        list.as_array().is_some_and(|l| l.len() == 1)
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let delivered = sink.requests().iter().filter(|r| r.answered == 200).count();
+    assert_eq!(delivered, 1, "the replay delivered it once");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_rule_rejection_is_recorded_with_its_reason_and_previewed() {
+    let app = TestApp::spawn().await;
+    let sink = Sink::start(vec![(200, None)]).await;
+    courier_store(
+        &app,
+        "client",
+        &sink,
+        json!([{"kind": "exclude_regions", "regions": ["KY"]}]),
+    )
+    .await;
+    let body = fixture("shopify/order_450789469_rest_fixture.json");
+    let reply = send_shopify(&app, "client", &body, "evt-rule").await;
+    let delivery_id = reply.body["delivery_id"].as_str().expect("id").to_owned();
+    let delivery = app
+        .eventually(&format!("/inbox/{delivery_id}"), settled)
+        .await;
+    assert_eq!(delivery["status"], "rejected");
+    assert_eq!(
+        delivery["reason"],
+        "exclude_regions: shipping region KY is excluded"
+    );
+    assert_eq!(app.order_count().await, 0);
+
+    let preview = app
+        .post(
+            "/stores/client/rules/preview",
+            ADMIN,
+            json!({"rules": [{"kind": "split_packages", "max_items": 2}], "last": 10}),
+        )
+        .await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.body);
+    assert_eq!(preview.body["split"], 1, "{}", preview.body);
+    assert_eq!(preview.body["rejected"], 0);
+    let kept = app
+        .post("/stores/client/rules/preview", ADMIN, json!({}))
+        .await;
+    assert_eq!(kept.body["rejected"], 1, "the store's own rules by default");
+
+    let invalid = app
+        .post(
+            "/stores/client/rules/preview",
+            ADMIN,
+            json!({"rules": [{"kind": "split_packages", "max_items": 0}]}),
+        )
+        .await;
+    invalid.assert_problem(400, "invalid-body");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_store_shows_its_secrets_masked_and_rotation_keeps_the_previous_secret() {
+    let app = TestApp::spawn().await;
+    let sink = Sink::start(vec![(200, None)]).await;
+    courier_store(&app, "client", &sink, json!([])).await;
+    let shown = app.get("/stores/client", ADMIN).await;
+    assert_eq!(shown.body["webhook_secret"], "…cdef");
+    assert_eq!(shown.body["destination"]["secret"], "…LaSw");
+    assert!(!shown.body.to_string().contains(SHOPIFY_SECRET));
+
+    let rotated = app
+        .send(
+            "PATCH",
+            "/stores/client",
+            Some(ADMIN),
+            Some(json!({"webhook_secret": "shpss_fedcba9876543210"})),
+            &[],
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
+    assert_eq!(rotated.body["previous_webhook_secret"], "…cdef");
+    let body = fixture("shopify/order_450789469_rest_fixture.json");
+    let old_signature = send_shopify(&app, "client", &body, "evt-old").await;
+    assert_eq!(
+        old_signature.status,
+        StatusCode::OK,
+        "the previous secret still verifies"
+    );
+
+    let ended = app
+        .send(
+            "PATCH",
+            "/stores/client",
+            Some(ADMIN),
+            Some(json!({"previous_webhook_secret": null})),
+            &[],
+        )
+        .await;
+    assert_eq!(ended.status, StatusCode::OK);
+    send_shopify(&app, "client", &body, "evt-after")
+        .await
+        .assert_problem(401, "bad-signature");
+
+    let bad = app
+        .send(
+            "PATCH",
+            "/stores/client",
+            Some(ADMIN),
+            Some(json!({"rules": [{"kind": "allow_regions", "regions": []}]})),
+            &[],
+        )
+        .await;
+    bad.assert_problem(400, "invalid-body");
+    app.shutdown().await;
+}
