@@ -273,13 +273,16 @@ impl TestApp {
     }
 }
 
+/// One scripted answer of a [`Sink`]: a status and an optional `Retry-After`.
+pub type Answer = (u16, Option<&'static str>);
+
 /// A courier system for forwards to reach: records every request and answers each with the
 /// next status of its script (the last one repeats).
 #[derive(Debug, Clone)]
 pub struct Sink {
     pub url: String,
     pub received: Arc<std::sync::Mutex<Vec<SinkRequest>>>,
-    script: Arc<std::sync::Mutex<Vec<(u16, Option<&'static str>)>>>,
+    script: Arc<std::sync::Mutex<Vec<Answer>>>,
 }
 
 #[derive(Debug, Clone)]
@@ -300,7 +303,7 @@ impl SinkRequest {
 
 impl Sink {
     /// `script`: statuses with an optional `Retry-After`, one per request.
-    pub async fn start(script: Vec<(u16, Option<&'static str>)>) -> Self {
+    pub async fn start(script: Vec<Answer>) -> Self {
         let received = Arc::new(std::sync::Mutex::new(Vec::new()));
         let script = Arc::new(std::sync::Mutex::new(script));
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
