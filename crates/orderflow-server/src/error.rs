@@ -277,6 +277,7 @@ impl From<orderflow_store::Error> for ApiError {
             E::TooLateToCancel(status) => Self::Conflict(format!(
                 "an order that is {status} can no longer be cancelled"
             )),
+            E::LinesManagedElsewhere => Self::Conflict(E::LinesManagedElsewhere.to_string()),
             E::IdempotencyKeyReused => Self::IdempotencyKeyReused,
             E::MixedCurrencies => {
                 Self::InvalidBody("all lines of an order must be priced in one currency".into())

@@ -445,3 +445,103 @@ async fn a_store_shows_its_secrets_masked_and_rotation_keeps_the_previous_secret
     bad.assert_problem(400, "invalid-body");
     app.shutdown().await;
 }
+
+const WOO_SECRET: &str = "wc_secret_0123456789";
+
+async fn send_woo(app: &TestApp, body: &[u8], topic: &str) -> Value {
+    let headers = vec![
+        ("content-type", "application/json".to_owned()),
+        (
+            "x-wc-webhook-signature",
+            base64_hmac_sha256(WOO_SECRET.as_bytes(), body),
+        ),
+        ("x-wc-webhook-topic", topic.to_owned()),
+        ("x-wc-webhook-id", "31".to_owned()),
+        ("x-wc-webhook-source", "https://shop.example/".to_owned()),
+        (
+            "x-wc-webhook-delivery-id",
+            format!("{:x}", rand::random::<u64>()),
+        ),
+    ];
+    let reply = app
+        .post_raw("/webhooks/woocommerce/woo", &headers, body.to_vec())
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let delivery_id = reply.body["delivery_id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    app.eventually(&format!("/inbox/{delivery_id}"), settled)
+        .await
+}
+
+#[tokio::test]
+async fn a_stale_update_changes_nothing_and_a_platform_cancellation_cancels_the_order() {
+    let app = TestApp::spawn().await;
+    let reply = app
+        .post(
+            "/stores",
+            ADMIN,
+            json!({"store_id": "woo", "name": "Woo", "platform": "woocommerce",
+                   "webhook_secret": WOO_SECRET, "manage_stock": false}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let processing = fixture("woocommerce/order_727_retrieve.json");
+    let completed = fixture("woocommerce/order_727_update_completed.json");
+
+    let created = send_woo(&app, &processing, "order.created").await;
+    assert_eq!(created["status"], "accepted", "{created}");
+    let order_id = created["order_id"].as_str().expect("an order").to_owned();
+
+    let updated = send_woo(&app, &completed, "order.updated").await;
+    assert_eq!(updated["status"], "accepted", "{updated}");
+    assert_eq!(updated["order_id"], order_id.as_str());
+    assert_eq!(updated["reason"], "updated to completed on woocommerce");
+
+    let late = send_woo(&app, &processing, "order.updated").await;
+    assert_eq!(late["status"], "stale", "{late}");
+
+    let mut cancelled: Value = serde_json::from_slice(&completed).expect("JSON");
+    cancelled["status"] = json!("cancelled");
+    cancelled["date_modified_gmt"] = json!("2030-01-01T00:00:00");
+    let cancelled = serde_json::to_vec(&cancelled).expect("JSON");
+    let cancellation = send_woo(&app, &cancelled, "order.updated").await;
+    assert_eq!(cancellation["status"], "accepted", "{cancellation}");
+    assert_eq!(
+        cancellation["reason"],
+        "cancelled: updated to cancelled on woocommerce"
+    );
+    let order = app.get(&format!("/orders/{order_id}"), ADMIN).await;
+    assert_eq!(order.body["order_status"], "cancelled", "{}", order.body);
+    assert_eq!(app.order_count().await, 1);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_signed_payload_that_cannot_be_parsed_is_kept_and_marked_failed() {
+    let app = TestApp::spawn().await;
+    let reply = app
+        .post(
+            "/stores",
+            ADMIN,
+            json!({"store_id": "woo", "name": "Woo", "platform": "woocommerce", "webhook_secret": WOO_SECRET}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    let delivery = send_woo(
+        &app,
+        br#"{"id": 1, "line_items": "not a list"}"#,
+        "order.created",
+    )
+    .await;
+    assert_eq!(delivery["status"], "failed", "{delivery}");
+    assert!(
+        delivery["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("line_items")),
+        "{delivery}"
+    );
+    assert_eq!(delivery["body"], r#"{"id": 1, "line_items": "not a list"}"#);
+    app.shutdown().await;
+}

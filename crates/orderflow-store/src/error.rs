@@ -18,6 +18,10 @@ pub enum Error {
     VersionMismatch { current: i64 },
     #[error("an order that is {0} can no longer be changed")]
     NotEditable(OrderStatus),
+    #[error(
+        "the order's lines belong to a store that manages stock on its own platform; change them there"
+    )]
+    LinesManagedElsewhere,
     #[error("an order that is {0} can no longer be cancelled")]
     TooLateToCancel(OrderStatus),
     #[error("the idempotency key was already used with a different request")]

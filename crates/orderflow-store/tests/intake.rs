@@ -465,3 +465,53 @@ async fn settings_of_a_store_are_replaced_by_an_update(store: Arc<dyn Store>) {
         Err(Error::NotFound)
     ));
 }
+
+case!(an_order_of_a_store_that_does_not_manage_stock_cancels_without_releasing_anything);
+async fn an_order_of_a_store_that_does_not_manage_stock_cancels_without_releasing_anything(
+    store: Arc<dyn Store>,
+) {
+    let store_id = create_store(store.as_ref(), "courier-client").await;
+    // The catalogue happens to hold the same SKU: it must not be touched.
+    stock(store.as_ref(), &store_id, &[("SKU-1", 1500, 5)]).await;
+    let placed = store
+        .place_order(storefront_order(&store_id, "9", true))
+        .await
+        .expect("placed");
+    assert_eq!(level(store.as_ref(), &store_id, "SKU-1").await, (5, 0));
+    let scope = Scope::Store(store_id.clone());
+    let edit = store
+        .edit_order(
+            &scope,
+            orderflow_store::EditOrder {
+                order_id: placed.receipt.order_id.clone(),
+                expected_version: None,
+                lines: Some(lines(&[("SKU-1", 1)])),
+                shipping_address: None,
+                now: now(),
+            },
+        )
+        .await;
+    assert!(
+        matches!(edit, Err(Error::LinesManagedElsewhere)),
+        "{edit:?}"
+    );
+    let cancelled = store
+        .cancel_order(
+            &scope,
+            orderflow_store::CancelOrder {
+                order_id: placed.receipt.order_id,
+                reason: Some("cancelled on shopify".into()),
+                now: now(),
+            },
+        )
+        .await
+        .expect("cancelled");
+    assert_eq!(cancelled.status, OrderStatus::Cancelled);
+    assert_eq!(level(store.as_ref(), &store_id, "SKU-1").await, (5, 0));
+    let audit = store.audit_reservations(&store_id).await.expect("audited");
+    assert!(
+        audit
+            .iter()
+            .all(|a| a.reserved == a.reserved_by_live_orders)
+    );
+}

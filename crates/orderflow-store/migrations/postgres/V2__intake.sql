@@ -6,6 +6,9 @@ ALTER TABLE stores ADD COLUMN settings JSONB NOT NULL DEFAULT '{}';
 
 -- For orders that came from a storefront: when the platform last changed the order (an older
 -- update is stale) and the normalised order as it arrived.
+-- False for the orders of a store that does not manage stock here: their lines never
+-- reserved anything, so cancelling them releases nothing and the audit leaves them out.
+ALTER TABLE orders ADD COLUMN holds_stock BOOLEAN NOT NULL DEFAULT TRUE;
 ALTER TABLE orders ADD COLUMN source_updated_at TIMESTAMPTZ;
 ALTER TABLE orders ADD COLUMN source JSONB;
 

@@ -455,7 +455,7 @@ impl crate::Store for PostgresStore {
                         COALESCE((SELECT SUM(l.quantity)
                                   FROM order_lines l JOIN orders o ON o.order_id = l.order_id
                                   WHERE o.store_id = p.store_id AND l.product_id = p.product_id
-                                    AND o.status = ANY($2)), 0)::BIGINT AS reserved_by_live_orders
+                                    AND o.holds_stock AND o.status = ANY($2)), 0)::BIGINT AS reserved_by_live_orders
                  FROM products p WHERE p.store_id = $1 ORDER BY p.product_id COLLATE \"C\"",
             )
             .await?;

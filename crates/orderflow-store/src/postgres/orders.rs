@@ -27,8 +27,7 @@ type PgResult<T> = std::result::Result<T, tokio_postgres::Error>;
 const EARLIER_KEY: &str = "SELECT request_hash, receipt::TEXT AS receipt FROM idempotency_keys
      WHERE store_id = $1 AND key = $2";
 
-const LOCK_ORDER: &str =
-    "SELECT store_id, customer_id, status, version FROM orders WHERE order_id = $1 FOR UPDATE";
+const LOCK_ORDER: &str = "SELECT store_id, customer_id, status, version, holds_stock FROM orders WHERE order_id = $1 FOR UPDATE";
 /// One statement in `product_id` order, so that every transaction takes product locks in the
 /// same order.
 const LOCK_PRODUCTS: &str =
@@ -103,6 +102,7 @@ struct OrderHead {
     store_id: StoreId,
     status: OrderStatus,
     version: i64,
+    holds_stock: bool,
 }
 
 /// Reads the stock of the order's products without locking them: the plan made from this
@@ -132,14 +132,14 @@ const PLACE: &str = concat!(
      ), placed AS (
          INSERT INTO orders (order_id, store_id, external_id, customer_id, status, customer,
                              shipping_address, currency, total_minor, version, created_at, updated_at,
-                             source_updated_at, source)
+                             source_updated_at, source, holds_stock)
          VALUES ($7, $1, $22::TEXT, $8, $9, $10::TEXT::JSONB, $11::TEXT::JSONB, $12, $13, 1, ",
     at_micros!("$6"),
     ", ",
     at_micros!("$6"),
     ", ",
     at_micros!("$23"),
-    ", $24::TEXT::JSONB)
+    ", $24::TEXT::JSONB, $26::BOOLEAN)
      ), lines AS (
          INSERT INTO order_lines (order_id, line_no, product_id, quantity, unit_price_minor, currency)
          SELECT $7, l.line_no, l.product_id, l.quantity, l.unit_price_minor, l.currency
@@ -267,7 +267,7 @@ async fn try_place_order(client: &Client, order: &PlaceOrder) -> Result<Attempt>
     let source_updated_at = order.source.as_ref().map(|s| micros(s.updated_at));
     let source = order.source.as_ref().map(|s| s.document.as_str());
     let first_note = order.source.as_ref().map_or("placed", |s| s.note.as_str());
-    let params: [Param<'_>; 25] = [
+    let params: [Param<'_>; 26] = [
         &store_id,
         &reserve_ids,
         &reserve_quantities,
@@ -293,6 +293,7 @@ async fn try_place_order(client: &Client, order: &PlaceOrder) -> Result<Attempt>
         &source_updated_at,
         &source,
         &first_note,
+        &reserving,
     ];
     let place = client.prepare_cached(PLACE).await?;
     let reserved: i64 = match client.query_one(&place, &params).await {
@@ -376,6 +377,9 @@ pub(super) async fn edit_order(
     let tx = client.transaction().await?;
     let head = lock_order(&tx, scope, &edit.order_id).await?;
     common::check_editable(head.status, head.version, edit.expected_version)?;
+    if !head.holds_stock && edit.lines.is_some() {
+        return Err(Error::LinesManagedElsewhere);
+    }
 
     let mut new_status = head.status;
     let mut events = Vec::new();
@@ -478,7 +482,11 @@ pub(super) async fn cancel_order(
         Cancellation::TooLate(status) => return Err(Error::TooLateToCancel(status)),
     };
 
-    let lines = read_lines(&tx, &cancel.order_id).await?;
+    let lines = if head.holds_stock {
+        read_lines(&tx, &cancel.order_id).await?
+    } else {
+        Vec::new()
+    };
     let releases: Vec<(&str, i64)> = lines
         .iter()
         .map(|line| (line.product_id.as_str(), -i64::from(line.quantity.get())))
@@ -601,6 +609,7 @@ async fn lock_order(tx: &Transaction<'_>, scope: &Scope, order_id: &OrderId) -> 
         store_id,
         status: parse("status", row.try_get("status")?)?,
         version: row.try_get("version")?,
+        holds_stock: row.try_get("holds_stock")?,
     })
 }
 

@@ -426,7 +426,7 @@ impl crate::Store for SqliteStore {
                 "SELECT p.product_id, p.on_hand, p.reserved,
                         COALESCE((SELECT SUM(l.quantity) FROM order_lines l JOIN orders o ON o.order_id = l.order_id
                                   WHERE o.store_id = p.store_id AND l.product_id = p.product_id
-                                    AND o.status IN ({})), 0)
+                                    AND o.holds_stock AND o.status IN ({})), 0)
                  FROM products p WHERE p.store_id = ?1 ORDER BY p.product_id",
                 live_statuses_sql()
             );
@@ -786,7 +786,9 @@ fn place_order(c: &Connection, order: &PlaceOrder) -> Result<Placement> {
         }
     }
 
-    let (plan, lines) = match common::unmanaged_lines(order) {
+    let unmanaged = common::unmanaged_lines(order);
+    let holds_stock = unmanaged.is_none();
+    let (plan, lines) = match unmanaged {
         Some(unmanaged) => unmanaged,
         None => {
             let mut known = HashMap::new();
@@ -823,8 +825,9 @@ fn place_order(c: &Connection, order: &PlaceOrder) -> Result<Placement> {
         .map(|id| id.as_str());
     c.prepare_cached(
         "INSERT INTO orders (order_id, store_id, external_id, customer_id, status, customer, shipping_address,
-                             currency, total_minor, version, created_at, updated_at, source_updated_at, source)
-         VALUES (?1, ?2, ?10, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9, ?9, ?11, ?12)",
+                             currency, total_minor, version, created_at, updated_at, source_updated_at, source,
+                             holds_stock)
+         VALUES (?1, ?2, ?10, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9, ?9, ?11, ?12, ?13)",
     )?
     .execute(params![
         order.order_id.as_str(),
@@ -839,6 +842,7 @@ fn place_order(c: &Connection, order: &PlaceOrder) -> Result<Placement> {
         order.source.as_ref().map(|s| s.external_id.as_str()),
         order.source.as_ref().map(|s| micros(s.updated_at)),
         order.source.as_ref().map(|s| s.document.as_str()),
+        holds_stock,
     ])?;
     insert_lines(c, &order.order_id, &lines)?;
     for shortfall in &plan.backorder {
@@ -890,13 +894,14 @@ struct OrderHead {
     store_id: StoreId,
     status: OrderStatus,
     version: i64,
+    holds_stock: bool,
 }
 
 /// The order's store, status and version, if `scope` may see it.
 fn read_head(c: &Connection, scope: &Scope, order_id: &OrderId) -> Result<OrderHead> {
     let row = c
         .prepare_cached(
-            "SELECT store_id, customer_id, status, version FROM orders WHERE order_id = ?1",
+            "SELECT store_id, customer_id, status, version, holds_stock FROM orders WHERE order_id = ?1",
         )?
         .query_row([order_id.as_str()], |row| {
             Ok((
@@ -904,6 +909,7 @@ fn read_head(c: &Connection, scope: &Scope, order_id: &OrderId) -> Result<OrderH
                 row.get::<_, Option<String>>(1)?,
                 row.get::<_, String>(2)?,
                 row.get::<_, i64>(3)?,
+                row.get::<_, bool>(4)?,
             ))
         })
         .optional()?
@@ -917,6 +923,7 @@ fn read_head(c: &Connection, scope: &Scope, order_id: &OrderId) -> Result<OrderH
         store_id,
         status: parse("status", &row.2)?,
         version: row.3,
+        holds_stock: row.4,
     })
 }
 
@@ -1022,6 +1029,9 @@ fn read_order(c: &Connection, scope: &Scope, order_id: &OrderId) -> Result<Order
 fn edit_order(c: &Connection, scope: &Scope, edit: &EditOrder) -> Result<Order> {
     let head = read_head(c, scope, &edit.order_id)?;
     common::check_editable(head.status, head.version, edit.expected_version)?;
+    if !head.holds_stock && edit.lines.is_some() {
+        return Err(Error::LinesManagedElsewhere);
+    }
     let mut new_status = head.status;
     if let Some(new_lines) = &edit.lines {
         let current = read_lines(c, &edit.order_id)?;
@@ -1086,7 +1096,12 @@ fn cancel_order(c: &Connection, scope: &Scope, cancel: &CancelOrder) -> Result<O
         Cancellation::AlreadyCancelled => return read_order(c, scope, &cancel.order_id),
         Cancellation::TooLate(status) => return Err(Error::TooLateToCancel(status)),
     };
-    for line in read_lines(c, &cancel.order_id)? {
+    let lines = if head.holds_stock {
+        read_lines(c, &cancel.order_id)?
+    } else {
+        Vec::new()
+    };
+    for line in lines {
         change_reserved(
             c,
             &head.store_id,
