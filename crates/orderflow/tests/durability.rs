@@ -1,6 +1,7 @@
 //! Durability: a `201` means the order survives `kill -9`. Orders are placed against a real
 //! `orderflow serve` process, which is killed mid-load and restarted on the same database;
-//! every acknowledged order must be there with its reservation.
+//! every acknowledged order must be there with its reservation, and every acknowledged
+//! storefront delivery must become exactly one order.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -182,5 +183,153 @@ async fn acknowledged_orders_survive_kill_9_on_postgres() {
         .await
         .expect("scratch database");
     acknowledged_orders_survive_kill_9(db.url()).await;
+    db.drop().await.expect("drop scratch database");
+}
+
+const SHOPIFY_SECRET: &str = "shpss_durability_secret";
+
+/// A small Shopify order, as its webhook body.
+fn shopify_order(id: u64) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "id": id,
+        "name": format!("#{id}"),
+        "email": "ana@example.com",
+        "currency": "EUR",
+        "financial_status": "paid",
+        "created_at": "2026-11-20T10:00:00+01:00",
+        "updated_at": "2026-11-20T10:00:00+01:00",
+        "subtotal_price": "20.00",
+        "total_price": "20.00",
+        "total_tax": "0.00",
+        "total_discounts": "0.00",
+        "shipping_address": {"name": "Ana", "address1": "Alameda 1", "city": "Santiago",
+                             "province_code": "RM", "zip": "8320000", "country_code": "CL"},
+        "line_items": [{"id": 1, "variant_id": 11, "sku": "MUG", "name": "Mug", "quantity": 2, "price": "10.00"}],
+        "shipping_lines": [{"code": "express", "title": "Express", "price": "0.00"}]
+    }))
+    .expect("JSON")
+}
+
+async fn acknowledged_deliveries_survive_kill_9_and_become_orders_once(database_url: &str) {
+    let server = Server::start(database_url).await;
+    let client = reqwest::Client::new();
+    let created = client
+        .post(format!("{}/stores", server.base))
+        .bearer_auth(TOKEN)
+        .json(
+            &json!({"store_id": "client", "name": "Client", "platform": "shopify",
+                      "webhook_secret": SHOPIFY_SECRET, "manage_stock": false}),
+        )
+        .send()
+        .await
+        .expect("create the store");
+    assert_eq!(created.status(), StatusCode::CREATED);
+
+    let acknowledged: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let senders: Vec<_> = (0..4u64)
+        .map(|sender| {
+            let (client, base, acknowledged) =
+                (client.clone(), server.base.clone(), acknowledged.clone());
+            tokio::spawn(async move {
+                for n in 0..500u64 {
+                    let id = 9_000_000_000_000_000 + sender * 1_000 + n;
+                    let body = shopify_order(id);
+                    let signature = orderflow_connectors::signature::base64_hmac_sha256(
+                        SHOPIFY_SECRET.as_bytes(),
+                        &body,
+                    );
+                    let sent = client
+                        .post(format!("{base}/webhooks/shopify/client"))
+                        .header("x-shopify-hmac-sha256", signature)
+                        .header("x-shopify-topic", "orders/create")
+                        .header("x-shopify-event-id", format!("evt-{id}"))
+                        .body(body)
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(reply) if reply.status() == StatusCode::OK => {
+                            acknowledged.lock().expect("lock").push(id);
+                        }
+                        _ => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while acknowledged.lock().expect("lock").len() < 600 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.kill_9();
+    for sender in senders {
+        sender.await.expect("sender");
+    }
+    let acknowledged = acknowledged.lock().expect("lock").clone();
+    assert!(
+        acknowledged.len() >= 100,
+        "too few deliveries before the kill"
+    );
+
+    let server = Server::start(database_url).await;
+    let get = |path: String| {
+        let client = client.clone();
+        async move {
+            client
+                .get(path)
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .expect("get")
+                .json::<Value>()
+                .await
+                .expect("json")
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let waiting = get(format!("{}/inbox?status=received&limit=1", server.base)).await;
+        if waiting["items"].as_array().is_some_and(Vec::is_empty) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the inbox never drained");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for id in &acknowledged {
+        let orders = get(format!(
+            "{}/orders?store_id=client&external_id={id}",
+            server.base
+        ))
+        .await;
+        assert_eq!(
+            orders["orders"].as_array().map(Vec::len),
+            Some(1),
+            "acknowledged delivery of order {id} did not become exactly one order: {orders}"
+        );
+    }
+    server.kill_9();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_deliveries_survive_kill_9_and_become_orders_once_on_sqlite() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    acknowledged_deliveries_survive_kill_9_and_become_orders_once(&format!(
+        "sqlite://{}",
+        dir.path().join("intake.db").display()
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_deliveries_survive_kill_9_and_become_orders_once_on_postgres() {
+    let Ok(admin_url) = std::env::var("ORDERFLOW_TEST_POSTGRES") else {
+        eprintln!(
+            "skipped: ORDERFLOW_TEST_POSTGRES is not set, so this PostgreSQL test did not run"
+        );
+        return;
+    };
+    let db = ScratchDatabase::create(&admin_url, "orderflow_test", rand::random())
+        .await
+        .expect("scratch database");
+    acknowledged_deliveries_survive_kill_9_and_become_orders_once(db.url()).await;
     db.drop().await.expect("drop scratch database");
 }
