@@ -122,6 +122,17 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         now: OffsetDateTime,
     ) -> Result<SourceUpdate>;
 
+    /// Where the store's last pull from its platform got to, if it ever pulled.
+    async fn pull_cursor(&self, store_id: &StoreId) -> Result<Option<String>>;
+    async fn set_pull_cursor(
+        &self,
+        store_id: &StoreId,
+        cursor: &str,
+        now: OffsetDateTime,
+    ) -> Result<()>;
+    /// Stores whose settings carry API credentials, for the scheduled pulls.
+    async fn stores_with_api(&self) -> Result<Vec<StoreRecord>>;
+
     /// Leases up to `limit` pending forwards that are due, until `lease_until`.
     async fn claim_due_forwards(
         &self,

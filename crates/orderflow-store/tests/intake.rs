@@ -515,3 +515,39 @@ async fn an_order_of_a_store_that_does_not_manage_stock_cancels_without_releasin
             .all(|a| a.reserved == a.reserved_by_live_orders)
     );
 }
+
+case!(a_pull_cursor_is_kept_per_store_and_stores_with_credentials_are_listed);
+async fn a_pull_cursor_is_kept_per_store_and_stores_with_credentials_are_listed(
+    store: Arc<dyn Store>,
+) {
+    let shop = create_store(store.as_ref(), "shop").await;
+    assert_eq!(store.pull_cursor(&shop).await.expect("read"), None);
+    store
+        .set_pull_cursor(&shop, "2024-01-01 00:00:00", now())
+        .await
+        .expect("set");
+    store
+        .set_pull_cursor(&shop, "2024-01-02 08:30:00", now())
+        .await
+        .expect("moved on");
+    assert_eq!(
+        store.pull_cursor(&shop).await.expect("read").as_deref(),
+        Some("2024-01-02 08:30:00")
+    );
+    assert!(store.stores_with_api().await.expect("listed").is_empty());
+    let mut record = store.get_store(&shop).await.expect("found");
+    record.settings.api = Some(orderflow_store::ApiCredentials {
+        base_url: "http://127.0.0.1:9/api".into(),
+        key: Some("ws-key".into()),
+        token: None,
+    });
+    store.update_store(record).await.expect("updated");
+    let pulled: Vec<_> = store
+        .stores_with_api()
+        .await
+        .expect("listed")
+        .into_iter()
+        .map(|s| s.store_id)
+        .collect();
+    assert_eq!(pulled, vec![shop]);
+}

@@ -525,6 +525,53 @@ impl crate::Store for PostgresStore {
         intake::update_source(&client, store_id, external_id, updated_at, &document, now).await
     }
 
+    async fn pull_cursor(&self, store_id: &StoreId) -> Result<Option<String>> {
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached("SELECT cursor FROM pull_cursors WHERE store_id = $1")
+            .await?;
+        Ok(client
+            .query_opt(&statement, &[&store_id.as_str()])
+            .await?
+            .map(|row| row.try_get(0))
+            .transpose()?)
+    }
+
+    async fn set_pull_cursor(
+        &self,
+        store_id: &StoreId,
+        cursor: &str,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(concat!(
+                "INSERT INTO pull_cursors (store_id, cursor, updated_at) VALUES ($1, $2, ",
+                at_micros!("$3"),
+                ") ON CONFLICT (store_id) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at"
+            ))
+            .await?;
+        client
+            .execute(&statement, &[&store_id.as_str(), &cursor, &micros(now)])
+            .await?;
+        Ok(())
+    }
+
+    async fn stores_with_api(&self) -> Result<Vec<StoreRecord>> {
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT store_id FROM stores WHERE settings->'api' IS NOT NULL AND settings->'api' <> 'null'::jsonb ORDER BY store_id",
+            )
+            .await?;
+        let mut stores = Vec::new();
+        for row in client.query(&statement, &[]).await? {
+            let store_id: StoreId = parse("stores.store_id", row.try_get(0)?)?;
+            stores.push(read_store(&client, &store_id).await?);
+        }
+        Ok(stores)
+    }
+
     async fn claim_due_forwards(
         &self,
         limit: u32,

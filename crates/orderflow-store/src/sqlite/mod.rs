@@ -508,6 +508,52 @@ impl crate::Store for SqliteStore {
             .await
     }
 
+    async fn pull_cursor(&self, store_id: &StoreId) -> Result<Option<String>> {
+        let store_id = store_id.clone();
+        self.read(move |c| {
+            Ok(
+                c.prepare_cached("SELECT cursor FROM pull_cursors WHERE store_id = ?1")?
+                    .query_row([store_id.as_str()], |row| row.get(0))
+                    .optional()?,
+            )
+        })
+        .await
+    }
+
+    async fn set_pull_cursor(
+        &self,
+        store_id: &StoreId,
+        cursor: &str,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let (store_id, cursor) = (store_id.clone(), cursor.to_owned());
+        self.writer
+            .write(move |c| {
+                c.prepare_cached(
+                    "INSERT INTO pull_cursors (store_id, cursor, updated_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (store_id) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+                )?
+                .execute(params![store_id.as_str(), cursor, micros(now)])?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn stores_with_api(&self) -> Result<Vec<StoreRecord>> {
+        self.read(|c| {
+            let ids: Vec<String> = c
+                .prepare_cached(
+                    "SELECT store_id FROM stores WHERE json_extract(settings, '$.api') IS NOT NULL ORDER BY store_id",
+                )?
+                .query_map([], |row| row.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            ids.iter()
+                .map(|id| read_store(c, &parse("stores.store_id", id)?))
+                .collect()
+        })
+        .await
+    }
+
     async fn claim_due_forwards(
         &self,
         limit: u32,
