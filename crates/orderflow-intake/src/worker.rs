@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use orderflow_connectors::{IncomingOrder, Platform, parse_order};
 use orderflow_domain::id::time_ordered_id;
-use orderflow_domain::{OrderId, OrderLine, OrderLines, ProductId, Quantity, Refusal};
+use orderflow_domain::{OrderId, OrderLine, OrderLines, ProductId, Quantity, Refusal, StoreId};
 use orderflow_store::{
     CancelOrder, Delivery, DeliveryStatus, Error as StoreError, Idempotency, NewForward,
     OrderSource, PlaceOrder, PricedLine, Scope, Settlement, SourceUpdate, Store, StoreRecord,
@@ -123,6 +123,10 @@ impl Worker {
     }
 
     /// Claims one batch and settles what it can; returns how many deliveries it claimed.
+    ///
+    /// The batch's deliveries are processed at once, so that their writes reach the database
+    /// together (SQLite's writer commits them in one transaction; PostgreSQL spreads them over
+    /// the pool). Deliveries of one order racing each other are safe: see the module docs.
     pub async fn drain_once(&self) -> Result<usize, StoreError> {
         let now = OffsetDateTime::now_utc();
         let claimed = self
@@ -130,39 +134,58 @@ impl Worker {
             .claim_deliveries(self.config.batch, now, now + self.config.lease)
             .await?;
         let count = claimed.len();
+        let mut stores: BTreeMap<StoreId, Arc<StoreRecord>> = BTreeMap::new();
+        let mut working = tokio::task::JoinSet::new();
         for delivery in claimed {
-            let delivery_id = delivery.delivery_id.clone();
-            let attempts = delivery.attempts;
-            let fate = match self.process(&delivery).await {
-                Ok(fate) => fate,
-                Err(error) if attempts >= self.config.max_attempts => Fate::of(
-                    DeliveryStatus::Failed,
-                    format!("gave up after {attempts} tries: {error}"),
-                ),
-                Err(error) => {
-                    // Left leased: the delivery is claimed again once the lease runs out.
-                    tracing::warn!(%error, %delivery_id, attempts, "delivery will be retried");
-                    continue;
+            let store = match stores.get(&delivery.store_id) {
+                Some(store) => store.clone(),
+                None => {
+                    let store = Arc::new(self.store.get_store(&delivery.store_id).await?);
+                    stores.insert(delivery.store_id.clone(), store.clone());
+                    store
                 }
             };
-            let settlement = Settlement {
-                delivery_id,
-                status: fate.status,
-                reason: fate.reason,
-                order_id: fate.order_id,
-                forward: fate.forward,
-                now: OffsetDateTime::now_utc(),
-            };
-            if let Err(error) = self.store.settle_delivery(settlement).await {
-                tracing::warn!(%error, "could not record a delivery's fate; it will be redone");
-            }
+            let worker = self.clone();
+            working.spawn(async move { worker.settle_one(&store, delivery).await });
         }
+        while working.join_next().await.is_some() {}
         Ok(count)
     }
 
+    async fn settle_one(&self, store: &StoreRecord, delivery: Delivery) {
+        let delivery_id = delivery.delivery_id.clone();
+        let attempts = delivery.attempts;
+        let fate = match self.process(store, &delivery).await {
+            Ok(fate) => fate,
+            Err(error) if attempts >= self.config.max_attempts => Fate::of(
+                DeliveryStatus::Failed,
+                format!("gave up after {attempts} tries: {error}"),
+            ),
+            Err(error) => {
+                // Left leased: the delivery is claimed again once the lease runs out.
+                tracing::warn!(%error, %delivery_id, attempts, "delivery will be retried");
+                return;
+            }
+        };
+        let settlement = Settlement {
+            delivery_id,
+            status: fate.status,
+            reason: fate.reason,
+            order_id: fate.order_id,
+            forward: fate.forward,
+            now: OffsetDateTime::now_utc(),
+        };
+        if let Err(error) = self.store.settle_delivery(settlement).await {
+            tracing::warn!(%error, "could not record a delivery's fate; it will be redone");
+        }
+    }
+
     /// Decides a delivery's fate; `Err` means a passing failure worth another try.
-    async fn process(&self, delivery: &Delivery) -> Result<Fate, ProcessError> {
-        let store = self.store.get_store(&delivery.store_id).await?;
+    async fn process(
+        &self,
+        store: &StoreRecord,
+        delivery: &Delivery,
+    ) -> Result<Fate, ProcessError> {
         let Ok(platform) = delivery.platform.parse::<Platform>() else {
             return Ok(Fate::of(
                 DeliveryStatus::Failed,
@@ -170,10 +193,10 @@ impl Worker {
             ));
         };
         if platform == Platform::Woocommerce && delivery.topic.as_deref() == Some("order.deleted") {
-            return self.woocommerce_deletion(&store, delivery).await;
+            return self.woocommerce_deletion(store, delivery).await;
         }
         let body = match platform {
-            Platform::Vtex => match self.fetch_vtex_order(&store, &delivery.body).await? {
+            Platform::Vtex => match self.fetch_vtex_order(store, &delivery.body).await? {
                 Ok(body) => body,
                 Err(reason) => return Ok(Fate::of(DeliveryStatus::Failed, reason)),
             },
@@ -183,7 +206,7 @@ impl Worker {
             Ok(order) => order,
             Err(error) => return Ok(Fate::of(DeliveryStatus::Failed, error.to_string())),
         };
-        self.settle_order(&store, delivery, incoming, false).await
+        self.settle_order(store, delivery, incoming, false).await
     }
 
     async fn settle_order(

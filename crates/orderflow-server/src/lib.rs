@@ -44,6 +44,7 @@ pub struct Services {
     pub intake_wake: Arc<Notify>,
     /// Notified when forwards are made due by hand.
     pub forward_wake: Arc<Notify>,
+    pub stores: api::intake::StoreCache,
 }
 
 /// What every handler shares: cheap to clone.
@@ -66,6 +67,7 @@ impl AppState {
             metrics: metrics::Metrics::default(),
             intake_wake: Arc::new(Notify::new()),
             forward_wake: Arc::new(Notify::new()),
+            stores: api::intake::StoreCache::default(),
         }))
     }
 }

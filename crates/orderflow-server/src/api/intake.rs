@@ -2,6 +2,10 @@
 //! delivery and answers at once; `/inbox` shows every delivery's fate; `/forwards` shows and
 //! replays what was handed to courier systems.
 
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -13,7 +17,9 @@ use orderflow_connectors::{Platform, parse_order};
 use orderflow_domain::StoreId;
 use orderflow_domain::id::time_ordered_id;
 use orderflow_intake::rules::{self, Decision, Package};
-use orderflow_store::{Delivery, DeliveryStatus, Forward, ForwardStatus, InboxFilter, NewDelivery};
+use orderflow_store::{
+    Delivery, DeliveryStatus, Forward, ForwardStatus, InboxFilter, NewDelivery, Store, StoreRecord,
+};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -34,6 +40,46 @@ fn kept_header(name: &str) -> bool {
             || name.starts_with("webhook-")
             || name == "content-type"
             || name == "user-agent")
+}
+
+/// Stores as webhooks need them (platform and secrets), kept briefly so that a burst of
+/// deliveries does not read the same row thousands of times a second. A change made through
+/// this node is seen at once; one made through another node within [`StoreCache::TTL`].
+#[derive(Debug, Default)]
+pub struct StoreCache {
+    entries: RwLock<HashMap<StoreId, (Arc<StoreRecord>, Instant)>>,
+}
+
+impl StoreCache {
+    const TTL: Duration = Duration::from_secs(2);
+
+    pub async fn get(&self, store: &dyn Store, store_id: &StoreId) -> ApiResult<Arc<StoreRecord>> {
+        if let Ok(entries) = self.entries.read()
+            && let Some((record, at)) = entries.get(store_id)
+            && at.elapsed() < Self::TTL
+        {
+            return Ok(record.clone());
+        }
+        let record = Arc::new(
+            store
+                .get_store(store_id)
+                .await
+                .map_err(not_found_as("store"))?,
+        );
+        if let Ok(mut entries) = self.entries.write() {
+            if entries.len() >= 10_000 {
+                entries.retain(|_, (_, at)| at.elapsed() < Self::TTL);
+            }
+            entries.insert(store_id.clone(), (record.clone(), Instant::now()));
+        }
+        Ok(record)
+    }
+
+    pub fn forget(&self, store_id: &StoreId) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.remove(store_id);
+        }
+    }
 }
 
 struct RequestHeaders<'a>(&'a HeaderMap);
@@ -78,11 +124,7 @@ pub async fn receive(
         .parse()
         .map_err(|_| ApiError::NotFound("platform"))?;
     let store_id: StoreId = store_id.parse().map_err(|_| ApiError::NotFound("store"))?;
-    let store = state
-        .store
-        .get_store(&store_id)
-        .await
-        .map_err(not_found_as("store"))?;
+    let store = state.stores.get(state.store.as_ref(), &store_id).await?;
     if store.platform.as_deref() != Some(platform.as_str()) {
         return Err(ApiError::NotFound("store"));
     }

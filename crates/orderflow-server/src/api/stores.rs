@@ -402,6 +402,7 @@ pub async fn update(
         .update_store(store)
         .await
         .map_err(not_found_as("store"))?;
+    state.stores.forget(&updated.store_id);
     Ok(Json(store_body(updated)))
 }
 
