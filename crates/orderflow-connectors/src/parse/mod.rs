@@ -1,7 +1,8 @@
 //! One parser per platform, each from the platform's payload bytes to an [`IncomingOrder`].
 //!
-//! Parsers never panic, whatever the bytes (each has a fuzz property in `tests/fuzz.rs`), and
-//! never read money through a float: decimal strings and JSON numbers are taken as written.
+//! Parsers never panic, whatever the bytes (each platform's `tests/<platform>.rs` has proptest
+//! fuzz properties over arbitrary and mutated payloads), and never read money through a float:
+//! decimal strings and JSON numbers are taken as written.
 
 use orderflow_domain::money::Currency;
 use serde::Deserialize;
