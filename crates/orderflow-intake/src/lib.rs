@@ -1,7 +1,9 @@
 //! Storefront intake after the HTTP edge has stored a delivery: the worker that turns inbox
-//! deliveries into orders under each store's [`rules`], and the [`forward`]er that hands clean
-//! orders to a store's courier system.
+//! deliveries into orders under each store's [`rules`], the [`forward`]er that hands clean
+//! orders to a store's courier system, and the [`pull`] connectors that bring orders in from
+//! platforms' APIs through the same inbox.
 
 pub mod forward;
+pub mod pull;
 pub mod rules;
 pub mod worker;

@@ -202,7 +202,16 @@ impl Worker {
             },
             _ => delivery.body.clone(),
         };
-        let incoming = match parse_order(platform, &body) {
+        let parsed = match platform {
+            // A Jumpseller order has no modification time of its own; the header saying when
+            // the event fired is what orders its versions.
+            Platform::Jumpseller => orderflow_connectors::parse::jumpseller::parse_delivery(
+                &body,
+                delivery.header("jumpseller-triggered-at"),
+            ),
+            _ => parse_order(platform, &body),
+        };
+        let incoming = match parsed {
             Ok(order) => order,
             Err(error) => return Ok(Fate::of(DeliveryStatus::Failed, error.to_string())),
         };

@@ -209,7 +209,8 @@ pub async fn serve(
         .await
 }
 
-/// The work a node does besides answering requests: the intake worker and the forwarder.
+/// The work a node does besides answering requests: the intake worker, the forwarder and the
+/// scheduled pulls from platforms' APIs.
 #[derive(Debug)]
 pub struct Background {
     stop: tokio::sync::watch::Sender<bool>,
@@ -217,11 +218,13 @@ pub struct Background {
 }
 
 impl Background {
-    /// Starts both on the state's store, woken by the state's notifications.
+    /// Starts them on the state's store, woken by the state's notifications; every store with
+    /// API credentials is pulled every `pull_every` (zero: never).
     pub fn start(
         state: &AppState,
         worker: orderflow_intake::worker::WorkerConfig,
         forwarding: orderflow_intake::forward::ForwardPolicy,
+        pull_every: std::time::Duration,
     ) -> Self {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
@@ -237,9 +240,15 @@ impl Background {
             state.forward_wake.clone(),
             forwarding,
         );
+        let puller = orderflow_intake::pull::Puller::new(
+            state.store.clone(),
+            state.intake_wake.clone(),
+            orderflow_intake::pull::PullConfig::default(),
+        );
         let tasks = vec![
             tokio::spawn(intake.run(until_stopped(stopped.clone()))),
-            tokio::spawn(forwarder.run(until_stopped(stopped))),
+            tokio::spawn(forwarder.run(until_stopped(stopped.clone()))),
+            tokio::spawn(puller.run(pull_every, until_stopped(stopped))),
         ];
         Self { stop, tasks }
     }

@@ -545,3 +545,56 @@ async fn a_signed_payload_that_cannot_be_parsed_is_kept_and_marked_failed() {
     assert_eq!(delivery["body"], r#"{"id": 1, "line_items": "not a list"}"#);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_jumpseller_cancellation_after_payment_is_ordered_by_when_it_fired() {
+    const SECRET: &str = "jumpseller_hooks_token";
+    let app = TestApp::spawn().await;
+    let reply = app
+        .post(
+            "/stores",
+            ADMIN,
+            json!({"store_id": "js", "name": "Tienda", "platform": "jumpseller",
+                   "webhook_secret": SECRET, "manage_stock": false}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let paid = fixture("jumpseller/webhook_order_paid_body_doc_example.json");
+    let send = |body: Vec<u8>, event: &'static str, fired: &'static str| {
+        let headers = vec![
+            ("content-type", "application/json".to_owned()),
+            (
+                "jumpseller-hmac-sha256",
+                base64_hmac_sha256(SECRET.as_bytes(), &body),
+            ),
+            ("jumpseller-event", event.to_owned()),
+            ("jumpseller-store-code", "tienda".to_owned()),
+            ("jumpseller-triggered-at", fired.to_owned()),
+        ];
+        let app = &app;
+        async move {
+            let reply = app
+                .post_raw("/webhooks/jumpseller/js", &headers, body)
+                .await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+            let id = reply.body["delivery_id"]
+                .as_str()
+                .expect("an id")
+                .to_owned();
+            app.eventually(&format!("/inbox/{id}"), settled).await
+        }
+    };
+    let accepted = send(paid.clone(), "order_paid", "2025-01-01 10:18:51.829 UTC").await;
+    assert_eq!(accepted["status"], "accepted", "{accepted}");
+    let order_id = accepted["order_id"].as_str().expect("an order").to_owned();
+
+    let mut cancelled: Value = serde_json::from_slice(&paid).expect("JSON");
+    cancelled["order"]["status"] = json!("Canceled");
+    cancelled["order"]["status_enum"] = json!("canceled");
+    let cancelled = serde_json::to_vec(&cancelled).expect("JSON");
+    let cancellation = send(cancelled, "order_canceled", "2025-01-02 09:00:00.000 UTC").await;
+    assert_eq!(cancellation["status"], "accepted", "{cancellation}");
+    let order = app.get(&format!("/orders/{order_id}"), ADMIN).await;
+    assert_eq!(order.body["order_status"], "cancelled", "{}", order.body);
+    app.shutdown().await;
+}

@@ -420,6 +420,16 @@ pub struct Delivery {
     pub processed_at: Option<OffsetDateTime>,
 }
 
+impl Delivery {
+    /// A kept header's value; names are stored lower-case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(kept, _)| kept.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+}
+
 /// What the intake worker decided about a delivery.
 #[derive(Debug, Clone)]
 pub struct Settlement {

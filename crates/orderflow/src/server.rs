@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use orderflow_domain::{CustomerId, StoreId};
 use orderflow_intake::forward::ForwardPolicy;
+use orderflow_intake::pull::DEFAULT_PULL_EVERY;
 use orderflow_intake::worker::WorkerConfig;
 use orderflow_server::auth::{issue_key, new_token};
 use orderflow_server::{AppState, Background};
@@ -30,7 +31,12 @@ pub async fn serve(listen: SocketAddr, database_url: &str) -> anyhow::Result<()>
         .await
         .with_context(|| format!("binding {listen}"))?;
     let state = AppState::new(store, admin_token.as_deref());
-    let background = Background::start(&state, WorkerConfig::default(), ForwardPolicy::default());
+    let background = Background::start(
+        &state,
+        WorkerConfig::default(),
+        ForwardPolicy::default(),
+        DEFAULT_PULL_EVERY,
+    );
     let served = orderflow_server::serve(listener, state, shutdown_signal()).await;
     background.stop().await;
     served.context("serving")
@@ -54,8 +60,12 @@ impl Running {
         let address = listener.local_addr()?;
         let (_, admin_token) = new_token();
         let state = AppState::new(store, Some(&admin_token));
-        let background =
-            Background::start(&state, WorkerConfig::default(), ForwardPolicy::default());
+        let background = Background::start(
+            &state,
+            WorkerConfig::default(),
+            ForwardPolicy::default(),
+            DEFAULT_PULL_EVERY,
+        );
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(orderflow_server::serve(listener, state, async {
             let _ = stopped.await;

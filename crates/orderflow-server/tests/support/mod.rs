@@ -94,6 +94,13 @@ impl TestApp {
     /// A server on the given backend; `None` (after saying so) when PostgreSQL is not
     /// configured through `ORDERFLOW_TEST_POSTGRES`.
     pub async fn spawn_on(backend: Backend) -> Option<Self> {
+        // Tests pull by hand (`Puller::pull_store`); no schedule gets in their way.
+        Self::spawn_pulling(backend, Duration::ZERO).await
+    }
+
+    /// Like [`TestApp::spawn_on`], pulling every store with API credentials every
+    /// `pull_every`.
+    pub async fn spawn_pulling(backend: Backend, pull_every: Duration) -> Option<Self> {
         let dir = tempfile::tempdir().expect("temp dir");
         let (url, scratch) = match backend {
             Backend::Sqlite => (
@@ -123,7 +130,7 @@ impl TestApp {
             poll: Duration::from_millis(20),
             ..WorkerConfig::default()
         };
-        let background = Background::start(&state, worker, fast_forwarding());
+        let background = Background::start(&state, worker, fast_forwarding(), pull_every);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(orderflow_server::serve(listener, state, async {
             let _ = stopped.await;

@@ -1,0 +1,215 @@
+//! Jumpseller: order webhooks, `{"order":{…}}` with JSON-number money, signed with the store's
+//! hooks token (PLATFORMS.md §6).
+//!
+//! Jumpseller's documented order states are pending_payment, paid, canceled and abandoned:
+//! a refunded sandbox order is sent as `canceled`. Its orders carry no modification time;
+//! `completed_at` (the payment) is the latest one a body holds.
+
+use orderflow_connectors::signature::base64_hmac_sha256;
+use time::OffsetDateTime;
+
+use crate::order::{SimOrder, SimStatus};
+use crate::send::{self, Delivery, RetryPolicy, SendReport, header};
+use crate::shopify::title;
+use crate::text::{Json, jumpseller_time, jumpseller_triggered_at, ruby_number};
+
+pub const ORDER_CREATED: &str = "order_created";
+pub const ORDER_PAID: &str = "order_paid";
+pub const ORDER_UPDATED: &str = "order_updated";
+pub const ORDER_SHIPPED: &str = "order_shipped";
+pub const ORDER_CANCELED: &str = "order_canceled";
+
+/// The webhook body for `order`.
+pub fn order_body(order: &SimOrder) -> Vec<u8> {
+    order_json(order).to_bytes()
+}
+
+/// The body of a Jumpseller order webhook, as `GET /v1/orders/{id}.json` returns the order.
+pub(crate) fn order_json(order: &SimOrder) -> Json {
+    let e = order.currency.exponent();
+    let money = |minor: i64| ruby_number(minor, e);
+    let (status, status_enum) = match order.status {
+        SimStatus::Pending => ("Pending Payment", "pending_payment"),
+        SimStatus::Paid | SimStatus::Fulfilled => ("Paid", "paid"),
+        SimStatus::Cancelled | SimStatus::Refunded => ("Canceled", "canceled"),
+    };
+    let shipped = order.status == SimStatus::Fulfilled;
+    let address = &order.address;
+    let country_name = crate::order::country(&address.country).map_or("", |c| c.name);
+    let place = |billing: bool| {
+        let mut fields = vec![
+            ("name", Json::from(&order.customer.first_name)),
+            ("surname", Json::from(&order.customer.last_name)),
+            ("address", Json::from(&address.street)),
+            ("street_number", Json::from(&address.number)),
+            ("city", Json::from(&address.city)),
+            ("postal", Json::from(&address.postal_code)),
+            ("region", Json::from(&address.region_name)),
+            ("region_code", Json::from(&address.region_code)),
+            ("country", country_name.into()),
+            ("country_code", Json::from(&address.country)),
+            ("complement", address.line2.as_deref().into()),
+            ("municipality", Json::from(&address.city)),
+            ("latitude", Json::Null),
+            ("longitude", Json::Null),
+        ];
+        if billing {
+            fields.push(("taxid", Json::Null));
+        }
+        Json::Object(
+            fields
+                .into_iter()
+                .map(|(key, value)| (key.to_owned(), value))
+                .collect(),
+        )
+    };
+    let products = order
+        .lines
+        .iter()
+        .map(|line| {
+            Json::object([
+                ("id", line.product_id.into()),
+                ("variant_id", line.variant_id.into()),
+                ("sku", Json::from(&line.sku)),
+                ("name", Json::from(&line.name)),
+                ("qty", line.quantity.into()),
+                ("price", money(line.unit_price_minor)),
+                ("tax", money(0)),
+                ("discount", money(0)),
+                ("weight", Json::number("0.2")),
+                ("type", "physical".into()),
+            ])
+        })
+        .collect();
+    Json::object([(
+        "order",
+        Json::object([
+            ("id", order.id.into()),
+            ("created_at", jumpseller_time(order.created_at).into()),
+            ("completed_at", order.paid_at().map(jumpseller_time).into()),
+            ("status", status.into()),
+            ("status_enum", status_enum.into()),
+            ("currency", order.currency.as_str().into()),
+            ("subtotal", money(order.items_minor())),
+            ("tax", money(0)),
+            ("shipping_tax", money(0)),
+            ("shipping", money(order.shipping_minor)),
+            ("discount", money(0)),
+            ("shipping_discount", money(0)),
+            ("total", money(order.total_minor())),
+            ("shipping_method_id", (order.id % 1000 + 1).into()),
+            ("shipping_method_name", Json::from(&order.shipping_method)),
+            (
+                "shipping_method_title",
+                title(&order.shipping_method).into(),
+            ),
+            ("payment_method_name", "Transferencia bancaria".into()),
+            ("payment_method_type", "manual".into()),
+            (
+                "fulfillment_status",
+                if shipped { "fulfilled" } else { "unfulfilled" }.into(),
+            ),
+            (
+                "shipment_status",
+                if shipped { "Shipped" } else { "Not Shipped" }.into(),
+            ),
+            (
+                "shipment_status_enum",
+                if shipped { "shipped" } else { "not_shipped" }.into(),
+            ),
+            ("tracking_number", Json::Null),
+            ("tracking_company", Json::Null),
+            (
+                "customer",
+                Json::object([
+                    ("id", order.customer.id.into()),
+                    ("email", Json::from(&order.customer.email)),
+                    ("phone", Json::from(&order.customer.phone)),
+                    ("fullname", order.customer.full_name().into()),
+                ]),
+            ),
+            ("shipping_address", place(false)),
+            ("billing_address", place(true)),
+            ("products", Json::Array(products)),
+            ("coupons", Json::Array(Vec::new())),
+            ("promotions", Json::Array(Vec::new())),
+        ]),
+    )])
+}
+
+/// One event; a re-send carries the same body and trigger time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JumpsellerEvent {
+    pub event: String,
+    pub triggered_at: OffsetDateTime,
+    pub body: Vec<u8>,
+}
+
+/// Posts Jumpseller webhooks to `{orderflow}/webhooks/jumpseller/{store_id}`.
+#[derive(Debug, Clone)]
+pub struct JumpsellerSender {
+    http: reqwest::Client,
+    url: String,
+    hooks_token: String,
+    store_code: String,
+    policy: RetryPolicy,
+}
+
+impl JumpsellerSender {
+    /// `hooks_token` is the store's hooks token (not its API token).
+    pub fn new(orderflow: &str, store_id: &str, hooks_token: &str) -> Self {
+        Self {
+            http: send::client(),
+            url: send::webhook_url(orderflow, "jumpseller", store_id),
+            hooks_token: hooks_token.to_owned(),
+            store_code: store_id.to_owned(),
+            policy: RetryPolicy::jumpseller(),
+        }
+    }
+
+    pub fn store_code(mut self, code: &str) -> Self {
+        self.store_code = code.to_owned();
+        self
+    }
+
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    pub fn event(&self, event: &str, order: &SimOrder) -> JumpsellerEvent {
+        JumpsellerEvent {
+            event: event.to_owned(),
+            triggered_at: OffsetDateTime::now_utc(),
+            body: order_json(order).to_bytes(),
+        }
+    }
+
+    pub fn delivery(&self, event: &JumpsellerEvent) -> Delivery {
+        Delivery {
+            url: self.url.clone(),
+            headers: vec![
+                header("Content-Type", "application/json"),
+                header("Jumpseller-Store-Code", self.store_code.as_str()),
+                header("Jumpseller-Event", event.event.as_str()),
+                header(
+                    "Jumpseller-Hmac-Sha256",
+                    base64_hmac_sha256(self.hooks_token.as_bytes(), &event.body),
+                ),
+                header(
+                    "Jumpseller-Triggered-At",
+                    jumpseller_triggered_at(event.triggered_at),
+                ),
+            ],
+            body: event.body.clone(),
+        }
+    }
+
+    pub async fn send(&self, event: &str, order: &SimOrder) -> SendReport {
+        let event = self.event(event, order);
+        send::deliver(&self.http, &self.policy, send::is_2xx, |_| {
+            self.delivery(&event)
+        })
+        .await
+    }
+}
