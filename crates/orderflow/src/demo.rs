@@ -31,6 +31,9 @@ pub struct DemoArgs {
     /// Clients placing orders at once.
     #[arg(long, default_value_t = 16)]
     concurrency: u64,
+    /// Orders each sandbox storefront sends as webhooks (Shopify, WooCommerce, Jumpseller).
+    #[arg(long, default_value_t = 100)]
+    storefront_orders: usize,
     /// Stop after the stream of orders instead of serving until Ctrl-C.
     #[arg(long)]
     exit: bool,
@@ -147,11 +150,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             "UNBALANCED"
         }
     );
+    if args.storefront_orders > 0 {
+        crate::demo_storefronts::run(&base, &server.admin_token, args.storefront_orders).await?;
+    }
     println!();
     println!(
         "API:        {base}/orders   (Authorization: Bearer {})",
         server.admin_token
     );
+    println!("Inbox:      {base}/inbox");
     println!("Reference:  {base}/docs");
     println!("Metrics:    {base}/metrics");
     if !balanced || count(&tally.failed) > 0 {

@@ -3,6 +3,7 @@
 
 mod bench;
 mod demo;
+mod demo_storefronts;
 mod import;
 mod load;
 mod server;

@@ -36,6 +36,15 @@ fn the_demo_runs_a_stream_of_orders_and_finds_the_books_balanced() {
         "{stdout}"
     );
     assert!(stdout.contains("/docs"), "{stdout}");
+    let forwarded = stdout
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("forwarded"))
+        .and_then(|count| count.trim().parse::<u64>().ok());
+    assert!(
+        forwarded.is_some_and(|n| n > 0),
+        "storefront orders were taken in and forwarded: {stdout}"
+    );
+    assert!(stdout.contains("Courier system received"), "{stdout}");
 }
 
 #[test]
