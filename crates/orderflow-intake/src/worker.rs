@@ -75,7 +75,39 @@ impl Fate {
     }
 }
 
-/// The document kept on a storefront order and forwarded to the courier system.
+/// Where a storefront order came from and what intake decided, kept on the order. Small on
+/// purpose: the payload itself stays in the inbox (`delivery_id`), and copying it onto every
+/// order cost a third of the intake rate in disk writes (docs/BENCHMARKS.md).
+#[derive(Debug, Serialize)]
+pub struct Provenance<'a> {
+    pub platform: orderflow_connectors::Platform,
+    pub external_id: &'a str,
+    pub number: Option<&'a str>,
+    pub platform_status: &'a str,
+    pub delivery_id: &'a str,
+    pub shipping_method: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[Package]>::is_empty")]
+    pub packages: &'a [Package],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub decisions: &'a [String],
+}
+
+impl<'a> Provenance<'a> {
+    fn of(incoming: &'a IncomingOrder, delivery: &'a Delivery) -> Self {
+        Self {
+            platform: incoming.platform,
+            external_id: &incoming.external_id,
+            number: incoming.number.as_deref(),
+            platform_status: &incoming.platform_status,
+            delivery_id: &delivery.delivery_id,
+            shipping_method: incoming.shipping_method.as_deref(),
+            packages: &[],
+            decisions: &[],
+        }
+    }
+}
+
+/// The clean order forwarded to the courier system.
 #[derive(Debug, Serialize)]
 pub struct ForwardedOrder<'a> {
     pub order_id: &'a OrderId,
@@ -226,7 +258,8 @@ impl Worker {
         after_replay: bool,
     ) -> Result<Fate, ProcessError> {
         let now = OffsetDateTime::now_utc();
-        let document = serde_json::to_string(&incoming).map_err(ProcessError::other)?;
+        let document = serde_json::to_string(&Provenance::of(&incoming, delivery))
+            .map_err(ProcessError::other)?;
         match self
             .store
             .update_order_source(
@@ -306,6 +339,12 @@ impl Worker {
             decisions: &notes,
         };
         let document = serde_json::to_string(&forwarded).map_err(ProcessError::other)?;
+        let provenance = serde_json::to_string(&Provenance {
+            packages: &packages,
+            decisions: &notes,
+            ..Provenance::of(&incoming, delivery)
+        })
+        .map_err(ProcessError::other)?;
         let origin = format!(
             "placed from {} order {}",
             incoming.platform,
@@ -348,7 +387,7 @@ impl Worker {
                 source: Some(OrderSource {
                     external_id: incoming.external_id.clone(),
                     updated_at: incoming.updated_at,
-                    document: document.clone(),
+                    document: provenance,
                     note: note.clone(),
                     unmanaged_lines,
                 }),

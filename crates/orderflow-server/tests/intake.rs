@@ -128,6 +128,9 @@ async fn signed_shopify_order_becomes_one_order_forwarded_signed(backend: Backen
     assert_eq!(payload["data"]["order_id"], order_id.as_str());
     assert_eq!(payload["data"]["external_id"], "450789469");
     assert_eq!(payload["data"]["shipping_address"]["region"], "KY");
+    assert_eq!(order.body["source"]["platform"], "shopify");
+    assert_eq!(order.body["source"]["external_id"], "450789469");
+    assert_eq!(order.body["source"]["delivery_id"], delivery_id.as_str());
     app.shutdown().await;
 }
 

@@ -281,6 +281,8 @@ pub struct Order {
     pub version: i64,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// For a storefront order, where it came from and what intake decided, as JSON.
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -581,6 +581,7 @@ async fn placing_an_order_reserves_every_line_and_confirms_it(store: Arc<dyn Sto
             version: 1,
             created_at: placed_at,
             updated_at: placed_at,
+            source: None,
         }
     );
     assert_eq!(

@@ -114,6 +114,12 @@ pub struct OrderBody {
     pub updated_at: String,
     /// Increases with every change; the `ETag` is this number in quotes.
     pub version: i64,
+    /// For an order taken in from a storefront: its platform, platform order id and number,
+    /// platform status, the inbox delivery it came in, shipping method, and the packages and
+    /// decisions of the store's rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub source: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -234,6 +240,10 @@ pub fn order_body(order: Order) -> OrderBody {
             currency: c.to_string(),
         }),
         shipments: Vec::new(),
+        source: order
+            .source
+            .as_deref()
+            .and_then(|text| serde_json::from_str(text).ok()),
         timeline: order
             .timeline
             .into_iter()

@@ -73,7 +73,8 @@ const SET_CANCELLED: &str = concat!(
 
 const ORDER_ROWS: &str = concat!(
     "SELECT order_id, store_id, external_id, customer_id, status, customer::TEXT AS customer,
-            shipping_address::TEXT AS shipping_address, currency, total_minor, version, ",
+            shipping_address::TEXT AS shipping_address, currency, total_minor, version,
+            source::TEXT AS source, ",
     micros_of!("created_at"),
     ", ",
     micros_of!("updated_at"),
@@ -761,6 +762,7 @@ async fn load_orders(tx: &Transaction<'_>, scope: &Scope, ids: &[String]) -> Res
             version: row.try_get("version")?,
             created_at: from_micros(row.try_get("created_at")?)?,
             updated_at: from_micros(row.try_get("updated_at")?)?,
+            source: row.try_get("source")?,
         };
         orders.insert(order_id, order);
     }

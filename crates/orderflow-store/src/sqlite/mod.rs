@@ -1002,7 +1002,7 @@ fn read_order(c: &Connection, scope: &Scope, order_id: &OrderId) -> Result<Order
     let row = c
         .prepare_cached(
             "SELECT store_id, external_id, status, customer, shipping_address, currency, total_minor, version,
-                    created_at, updated_at
+                    created_at, updated_at, source
              FROM orders WHERE order_id = ?1",
         )?
         .query_row([order_id.as_str()], |row| {
@@ -1017,6 +1017,7 @@ fn read_order(c: &Connection, scope: &Scope, order_id: &OrderId) -> Result<Order
                 row.get::<_, i64>(7)?,
                 row.get::<_, i64>(8)?,
                 row.get::<_, i64>(9)?,
+                row.get::<_, Option<String>>(10)?,
             ))
         })?;
     let mut backorder_statement = c.prepare_cached(
@@ -1069,6 +1070,7 @@ fn read_order(c: &Connection, scope: &Scope, order_id: &OrderId) -> Result<Order
         version: row.7,
         created_at: from_micros(row.8)?,
         updated_at: from_micros(row.9)?,
+        source: row.10,
     })
 }
 
