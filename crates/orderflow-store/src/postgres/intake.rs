@@ -36,71 +36,62 @@ macro_rules! forward_columns {
     };
 }
 
-pub(super) async fn receive(client: &mut Client, delivery: &NewDelivery) -> Result<Received> {
-    let tx = client.transaction().await?;
-    let claim = tx
-        .prepare_cached(
-            "INSERT INTO inbox_events (store_id, event_key, delivery_id) VALUES ($1, $2, $3)
-             ON CONFLICT DO NOTHING RETURNING delivery_id",
-        )
-        .await?;
+/// Claims the event and stores the delivery in one statement, so one round trip in the usual
+/// case. A racing delivery of the same event makes the claim wait for its commit and then do
+/// nothing, and this delivery is stored as a duplicate; which delivery it duplicates is filled
+/// in by a second statement, which (unlike the first) sees the winner's committed row.
+const RECEIVE: &str = concat!(
+    "WITH claimed AS (
+         INSERT INTO inbox_events (store_id, event_key, delivery_id) VALUES ($2, $4, $1)
+         ON CONFLICT DO NOTHING RETURNING delivery_id
+     )
+     INSERT INTO inbox (delivery_id, store_id, platform, event_key, topic, headers, body, status,
+                        received_at, processed_at)
+     SELECT $1, $2, $3, $4, $5, $6::TEXT::JSONB, $7,
+            CASE WHEN EXISTS (SELECT 1 FROM claimed) THEN 'received' ELSE 'duplicate' END, ",
+    at_micros!("$8"),
+    ", CASE WHEN EXISTS (SELECT 1 FROM claimed) THEN NULL ELSE ",
+    at_micros!("$8"),
+    " END
+     RETURNING status"
+);
+
+const POINT_TO_FIRST: &str = "UPDATE inbox SET duplicate_of = (
+         SELECT delivery_id FROM inbox_events WHERE store_id = $2 AND event_key = $3
+     ) WHERE delivery_id = $1
+     RETURNING duplicate_of";
+
+pub(super) async fn receive(client: &Client, delivery: &NewDelivery) -> Result<Received> {
     let store_id = delivery.store_id.as_str();
-    let claimed = tx
-        .query_opt(
-            &claim,
-            &[&store_id, &delivery.event_key, &delivery.delivery_id],
+    let insert = client.prepare_cached(RECEIVE).await?;
+    let status: String = client
+        .query_one(
+            &insert,
+            &[
+                &delivery.delivery_id,
+                &store_id,
+                &delivery.platform,
+                &delivery.event_key,
+                &delivery.topic,
+                &common::headers_json(&delivery.headers)?,
+                &delivery.body,
+                &micros(delivery.now),
+            ],
         )
-        .await?;
-    // A racing delivery of the same event made this insert wait for its commit and then do
-    // nothing; this later statement sees the row that won.
-    let duplicate_of: Option<String> = match claimed {
-        Some(_) => None,
-        None => {
-            let first = tx
-                .prepare_cached(
-                    "SELECT delivery_id FROM inbox_events WHERE store_id = $1 AND event_key = $2",
-                )
-                .await?;
-            Some(
-                tx.query_one(&first, &[&store_id, &delivery.event_key])
-                    .await?
-                    .try_get(0)?,
+        .await?
+        .try_get("status")?;
+    let duplicate_of = if status == DeliveryStatus::Duplicate.as_str() {
+        let point = client.prepare_cached(POINT_TO_FIRST).await?;
+        client
+            .query_one(
+                &point,
+                &[&delivery.delivery_id, &store_id, &delivery.event_key],
             )
-        }
-    };
-    let status = if duplicate_of.is_some() {
-        DeliveryStatus::Duplicate
+            .await?
+            .try_get("duplicate_of")?
     } else {
-        DeliveryStatus::Received
+        None
     };
-    let insert = tx
-        .prepare_cached(concat!(
-            "INSERT INTO inbox (delivery_id, store_id, platform, event_key, topic, headers, body, status,
-                                duplicate_of, received_at, processed_at)
-             VALUES ($1, $2, $3, $4, $5, $6::TEXT::JSONB, $7, $8, $9::TEXT, ",
-            at_micros!("$10"),
-            ", CASE WHEN $9::TEXT IS NULL THEN NULL ELSE ",
-            at_micros!("$10"),
-            " END)"
-        ))
-        .await?;
-    tx.execute(
-        &insert,
-        &[
-            &delivery.delivery_id,
-            &store_id,
-            &delivery.platform,
-            &delivery.event_key,
-            &delivery.topic,
-            &common::headers_json(&delivery.headers)?,
-            &delivery.body,
-            &status.as_str(),
-            &duplicate_of,
-            &micros(delivery.now),
-        ],
-    )
-    .await?;
-    tx.commit().await?;
     Ok(Received {
         delivery_id: delivery.delivery_id.clone(),
         duplicate_of,
@@ -147,58 +138,50 @@ pub(super) async fn claim(
     Ok(claimed)
 }
 
-pub(super) async fn settle(client: &mut Client, settlement: &Settlement) -> Result<()> {
-    let tx = client.transaction().await?;
-    let update = tx
-        .prepare_cached(concat!(
-            "UPDATE inbox SET status = $2, reason = $3, order_id = $4, lease_until = NULL, processed_at = ",
-            at_micros!("$5"),
-            " WHERE delivery_id = $1"
-        ))
-        .await?;
-    let changed = tx
-        .execute(
-            &update,
+/// Records a fate and queues the forward (one per order, however often the delivery was
+/// processed) in one statement.
+const SETTLE: &str = concat!(
+    "WITH settled AS (
+         UPDATE inbox SET status = $2, reason = $3, order_id = $4, lease_until = NULL, processed_at = ",
+    at_micros!("$5"),
+    " WHERE delivery_id = $1
+         RETURNING delivery_id
+     ), queued AS (
+         INSERT INTO forwards (forward_id, store_id, order_id, delivery_id, url, payload, status,
+                               next_attempt_at, created_at)
+         SELECT $6, $7, $4, $1, $8, $9, 'pending', ",
+    at_micros!("$5"),
+    ", ",
+    at_micros!("$5"),
+    " WHERE $6::TEXT IS NOT NULL AND EXISTS (SELECT 1 FROM settled)
+         ON CONFLICT (order_id) DO NOTHING
+     )
+     SELECT count(*) AS settled FROM settled"
+);
+
+pub(super) async fn settle(client: &Client, settlement: &Settlement) -> Result<()> {
+    let statement = client.prepare_cached(SETTLE).await?;
+    let forward = settlement.forward.as_ref();
+    let settled: i64 = client
+        .query_one(
+            &statement,
             &[
                 &settlement.delivery_id,
                 &settlement.status.as_str(),
                 &settlement.reason,
                 &settlement.order_id.as_ref().map(OrderId::as_str),
                 &micros(settlement.now),
+                &forward.map(|f| f.forward_id.as_str()),
+                &forward.map(|f| f.store_id.as_str()),
+                &forward.map(|f| f.url.as_str()),
+                &forward.map(|f| f.payload.as_str()),
             ],
         )
-        .await?;
-    if changed == 0 {
+        .await?
+        .try_get("settled")?;
+    if settled == 0 {
         return Err(Error::NotFound);
     }
-    if let Some(forward) = &settlement.forward {
-        // One forward per order, however often the delivery was processed.
-        let insert = tx
-            .prepare_cached(concat!(
-                "INSERT INTO forwards (forward_id, store_id, order_id, delivery_id, url, payload, status,
-                                       next_attempt_at, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, 'pending', ",
-                at_micros!("$7"),
-                ", ",
-                at_micros!("$7"),
-                ") ON CONFLICT (order_id) DO NOTHING"
-            ))
-            .await?;
-        tx.execute(
-            &insert,
-            &[
-                &forward.forward_id,
-                &forward.store_id.as_str(),
-                &forward.order_id.as_str(),
-                &forward.delivery_id,
-                &forward.url,
-                &forward.payload,
-                &micros(settlement.now),
-            ],
-        )
-        .await?;
-    }
-    tx.commit().await?;
     Ok(())
 }
 

@@ -475,8 +475,8 @@ impl crate::Store for PostgresStore {
     }
 
     async fn receive_delivery(&self, delivery: NewDelivery) -> Result<Received> {
-        let mut client = self.pool.get().await?;
-        intake::receive(&mut client, &delivery).await
+        let client = self.pool.get().await?;
+        intake::receive(&client, &delivery).await
     }
 
     async fn claim_deliveries(
@@ -490,8 +490,8 @@ impl crate::Store for PostgresStore {
     }
 
     async fn settle_delivery(&self, settlement: Settlement) -> Result<()> {
-        let mut client = self.pool.get().await?;
-        intake::settle(&mut client, &settlement).await
+        let client = self.pool.get().await?;
+        intake::settle(&client, &settlement).await
     }
 
     async fn get_delivery(&self, scope: &Scope, delivery_id: &str) -> Result<Delivery> {
