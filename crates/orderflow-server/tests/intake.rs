@@ -74,7 +74,7 @@ async fn signed_shopify_order_becomes_one_order_forwarded_signed(backend: Backen
     let Some(app) = TestApp::spawn_on(backend).await else {
         return;
     };
-    let sink = Sink::start(vec![(200, None)]).await;
+    let sink = Sink::start(vec![Answer::Status(200)]).await;
     courier_store(&app, "client", &sink, json!([])).await;
     let body = fixture("shopify/order_450789469_rest_fixture.json");
 
@@ -148,7 +148,7 @@ async fn ten_concurrent_resends_make_one_order_and_one_forward(backend: Backend)
     let Some(app) = TestApp::spawn_on(backend).await else {
         return;
     };
-    let sink = Sink::start(vec![(200, None)]).await;
+    let sink = Sink::start(vec![Answer::Status(200)]).await;
     courier_store(&app, "client", &sink, json!([])).await;
     let body = fixture("shopify/order_450789469_rest_fixture.json");
     let app = std::sync::Arc::new(app);
@@ -211,7 +211,7 @@ async fn ten_concurrent_resends_make_one_order_and_one_forward_on_postgres() {
 #[tokio::test]
 async fn forged_missing_or_wrong_secret_signatures_are_refused_and_nothing_is_stored() {
     let app = TestApp::spawn().await;
-    let sink = Sink::start(vec![(200, None)]).await;
+    let sink = Sink::start(vec![Answer::Status(200)]).await;
     courier_store(&app, "client", &sink, json!([])).await;
     let body = fixture("shopify/order_450789469_rest_fixture.json");
 
@@ -288,14 +288,14 @@ async fn woocommerce_webhook_creation_ping_is_answered_without_a_signature() {
 }
 
 #[tokio::test]
-async fn a_failing_destination_is_retried_honouring_retry_after_then_dead_lettered_and_replayed_once()
+async fn a_failing_destination_is_retried_through_errors_throttling_and_timeouts_then_dead_lettered_and_replayed_once()
  {
     let app = TestApp::spawn().await;
     let sink = Sink::start(vec![
-        (503, None),
-        (429, Some("0")),
-        (500, None),
-        (500, None),
+        Answer::Status(503),
+        Answer::RetryAfter(429, "0"),
+        Answer::Stall,
+        Answer::Status(500),
     ])
     .await;
     courier_store(&app, "client", &sink, json!([])).await;
@@ -346,7 +346,7 @@ async fn a_failing_destination_is_retried_honouring_retry_after_then_dead_letter
 #[tokio::test]
 async fn a_rule_rejection_is_recorded_with_its_reason_and_previewed() {
     let app = TestApp::spawn().await;
-    let sink = Sink::start(vec![(200, None)]).await;
+    let sink = Sink::start(vec![Answer::Status(200)]).await;
     courier_store(
         &app,
         "client",
@@ -396,7 +396,7 @@ async fn a_rule_rejection_is_recorded_with_its_reason_and_previewed() {
 #[tokio::test]
 async fn a_store_shows_its_secrets_masked_and_rotation_keeps_the_previous_secret() {
     let app = TestApp::spawn().await;
-    let sink = Sink::start(vec![(200, None)]).await;
+    let sink = Sink::start(vec![Answer::Status(200)]).await;
     courier_store(&app, "client", &sink, json!([])).await;
     let shown = app.get("/stores/client", ADMIN).await;
     assert_eq!(shown.body["webhook_secret"], "…cdef");

@@ -280,8 +280,15 @@ impl TestApp {
     }
 }
 
-/// One scripted answer of a [`Sink`]: a status and an optional `Retry-After`.
-pub type Answer = (u16, Option<&'static str>);
+/// One scripted answer of a [`Sink`].
+#[derive(Debug, Clone, Copy)]
+pub enum Answer {
+    Status(u16),
+    /// The status with a `Retry-After` of so many seconds.
+    RetryAfter(u16, &'static str),
+    /// `200`, but only after longer than the test forwarder waits (logged as answered `0`).
+    Stall,
+}
 
 /// A courier system for forwards to reach: records every request and answers each with the
 /// next status of its script (the last one repeats).
@@ -324,7 +331,7 @@ impl Sink {
                 move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
                     let (log, plan) = (log.clone(), plan.clone());
                     async move {
-                        let (status, retry_after) = {
+                        let answer = {
                             let mut plan = plan.lock().expect("script");
                             if plan.len() > 1 {
                                 plan.remove(0)
@@ -332,14 +339,26 @@ impl Sink {
                                 plan[0]
                             }
                         };
+                        let (status, retry_after) = match answer {
+                            Answer::Status(status) => (status, None),
+                            Answer::RetryAfter(status, seconds) => (status, Some(seconds)),
+                            Answer::Stall => (200, None),
+                        };
                         log.lock().expect("log").push(SinkRequest {
                             headers: headers
                                 .iter()
                                 .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_owned()))
                                 .collect(),
                             body: body.to_vec(),
-                            answered: status,
+                            answered: if matches!(answer, Answer::Stall) {
+                                0
+                            } else {
+                                status
+                            },
                         });
+                        if matches!(answer, Answer::Stall) {
+                            tokio::time::sleep(fast_forwarding().timeout * 2).await;
+                        }
                         let mut response = axum::response::Response::new(axum::body::Body::empty());
                         *response.status_mut() =
                             axum::http::StatusCode::from_u16(status).expect("a status");
@@ -364,7 +383,7 @@ impl Sink {
 
     /// From now on, answer every request with `status`.
     pub fn answer(&self, status: u16) {
-        *self.script.lock().expect("script") = vec![(status, None)];
+        *self.script.lock().expect("script") = vec![Answer::Status(status)];
     }
 
     pub fn requests(&self) -> Vec<SinkRequest> {
