@@ -134,15 +134,7 @@ async fn signed_shopify_order_becomes_one_order_forwarded_signed(backend: Backen
     app.shutdown().await;
 }
 
-#[tokio::test]
-async fn signed_shopify_order_becomes_one_order_forwarded_signed_on_sqlite() {
-    signed_shopify_order_becomes_one_order_forwarded_signed(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-async fn signed_shopify_order_becomes_one_order_forwarded_signed_on_postgres() {
-    signed_shopify_order_becomes_one_order_forwarded_signed(Backend::Postgres).await;
-}
+on_both_backends!(signed_shopify_order_becomes_one_order_forwarded_signed);
 
 async fn ten_concurrent_resends_make_one_order_and_one_forward(backend: Backend) {
     let Some(app) = TestApp::spawn_on(backend).await else {
@@ -198,15 +190,7 @@ async fn ten_concurrent_resends_make_one_order_and_one_forward(backend: Backend)
     }
 }
 
-#[tokio::test]
-async fn ten_concurrent_resends_make_one_order_and_one_forward_on_sqlite() {
-    ten_concurrent_resends_make_one_order_and_one_forward(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-async fn ten_concurrent_resends_make_one_order_and_one_forward_on_postgres() {
-    ten_concurrent_resends_make_one_order_and_one_forward(Backend::Postgres).await;
-}
+on_both_backends!(ten_concurrent_resends_make_one_order_and_one_forward);
 
 #[tokio::test]
 async fn forged_missing_or_wrong_secret_signatures_are_refused_and_nothing_is_stored() {

@@ -167,15 +167,7 @@ async fn every_platforms_sender_is_accepted_and_makes_one_order(backend: Backend
     app.shutdown().await;
 }
 
-#[tokio::test]
-async fn every_platforms_sender_is_accepted_and_makes_one_order_on_sqlite() {
-    every_platforms_sender_is_accepted_and_makes_one_order(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-async fn every_platforms_sender_is_accepted_and_makes_one_order_on_postgres() {
-    every_platforms_sender_is_accepted_and_makes_one_order(Backend::Postgres).await;
-}
+on_both_backends!(every_platforms_sender_is_accepted_and_makes_one_order);
 
 async fn a_shopify_webhook_resent_after_5xx_answers_makes_one_order(backend: Backend) {
     let Some(app) = TestApp::spawn_on(backend).await else {
@@ -200,15 +192,7 @@ async fn a_shopify_webhook_resent_after_5xx_answers_makes_one_order(backend: Bac
     app.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_shopify_webhook_resent_after_5xx_answers_makes_one_order_on_sqlite() {
-    a_shopify_webhook_resent_after_5xx_answers_makes_one_order(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-async fn a_shopify_webhook_resent_after_5xx_answers_makes_one_order_on_postgres() {
-    a_shopify_webhook_resent_after_5xx_answers_makes_one_order(Backend::Postgres).await;
-}
+on_both_backends!(a_shopify_webhook_resent_after_5xx_answers_makes_one_order);
 
 async fn a_shopify_webhook_answered_too_late_is_resent_and_makes_one_order(backend: Backend) {
     let Some(app) = TestApp::spawn_on(backend).await else {
@@ -234,15 +218,7 @@ async fn a_shopify_webhook_answered_too_late_is_resent_and_makes_one_order(backe
     app.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_shopify_webhook_answered_too_late_is_resent_and_makes_one_order_on_sqlite() {
-    a_shopify_webhook_answered_too_late_is_resent_and_makes_one_order(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-async fn a_shopify_webhook_answered_too_late_is_resent_and_makes_one_order_on_postgres() {
-    a_shopify_webhook_answered_too_late_is_resent_and_makes_one_order(Backend::Postgres).await;
-}
+on_both_backends!(a_shopify_webhook_answered_too_late_is_resent_and_makes_one_order);
 
 async fn orders_shopify_never_delivered_are_reconciled_by_the_pull(backend: Backend) {
     let Some(app) = TestApp::spawn_on(backend).await else {
@@ -305,15 +281,7 @@ async fn orders_shopify_never_delivered_are_reconciled_by_the_pull(backend: Back
     app.shutdown().await;
 }
 
-#[tokio::test]
-async fn orders_shopify_never_delivered_are_reconciled_by_the_pull_on_sqlite() {
-    orders_shopify_never_delivered_are_reconciled_by_the_pull(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-async fn orders_shopify_never_delivered_are_reconciled_by_the_pull_on_postgres() {
-    orders_shopify_never_delivered_are_reconciled_by_the_pull(Backend::Postgres).await;
-}
+on_both_backends!(orders_shopify_never_delivered_are_reconciled_by_the_pull);
 
 async fn a_vtex_cancellation_hook_cancels_the_order_fetched_from_the_oms(backend: Backend) {
     let Some(app) = TestApp::spawn_on(backend).await else {
@@ -357,15 +325,7 @@ async fn a_vtex_cancellation_hook_cancels_the_order_fetched_from_the_oms(backend
     app.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_vtex_cancellation_hook_cancels_the_order_fetched_from_the_oms_on_sqlite() {
-    a_vtex_cancellation_hook_cancels_the_order_fetched_from_the_oms(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-async fn a_vtex_cancellation_hook_cancels_the_order_fetched_from_the_oms_on_postgres() {
-    a_vtex_cancellation_hook_cancels_the_order_fetched_from_the_oms(Backend::Postgres).await;
-}
+on_both_backends!(a_vtex_cancellation_hook_cancels_the_order_fetched_from_the_oms);
 
 async fn the_server_pulls_a_prestashop_store_on_its_own_schedule(backend: Backend) {
     let Some(app) = TestApp::spawn_pulling(backend, Duration::from_millis(200)).await else {
@@ -394,12 +354,4 @@ async fn the_server_pulls_a_prestashop_store_on_its_own_schedule(backend: Backen
     app.shutdown().await;
 }
 
-#[tokio::test]
-async fn the_server_pulls_a_prestashop_store_on_its_own_schedule_on_sqlite() {
-    the_server_pulls_a_prestashop_store_on_its_own_schedule(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-async fn the_server_pulls_a_prestashop_store_on_its_own_schedule_on_postgres() {
-    the_server_pulls_a_prestashop_store_on_its_own_schedule(Backend::Postgres).await;
-}
+on_both_backends!(the_server_pulls_a_prestashop_store_on_its_own_schedule);

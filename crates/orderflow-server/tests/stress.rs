@@ -10,7 +10,7 @@ use std::sync::Arc;
 use orderflow_domain::StoreId;
 use reqwest::StatusCode;
 use serde_json::json;
-use support::{ADMIN, Backend, TestApp};
+use support::{ADMIN, Backend, TestApp, on_both_backends};
 
 const CLIENTS: u64 = 32;
 const ROUNDS: u64 = 25;
@@ -104,12 +104,4 @@ async fn clients_racing_for_scarce_stock_never_oversell(backend: Backend) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn clients_racing_for_scarce_stock_never_oversell_on_sqlite() {
-    clients_racing_for_scarce_stock_never_oversell(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn clients_racing_for_scarce_stock_never_oversell_on_postgres() {
-    clients_racing_for_scarce_stock_never_oversell(Backend::Postgres).await;
-}
+on_both_backends!(clients_racing_for_scarce_stock_never_oversell, multi_thread);

@@ -21,6 +21,41 @@ use serde_json::{Value, json};
 
 pub const ADMIN: &str = "test-admin-token";
 
+/// Runs `async fn $name(backend: Backend)` as two tests, `$name::sqlite` and `$name::postgres`
+/// (which says it was skipped when `ORDERFLOW_TEST_POSTGRES` is not set). `multi_thread` runs
+/// them on a multi-threaded runtime, for cases about concurrency.
+#[allow(
+    unused_macros,
+    reason = "not every test file runs cases on both backends"
+)]
+macro_rules! on_both_backends {
+    ($name:ident) => {
+        on_both_backends!(@expand $name, tokio::test);
+    };
+    ($name:ident, multi_thread) => {
+        on_both_backends!(@expand $name, tokio::test(flavor = "multi_thread", worker_threads = 4));
+    };
+    (@expand $name:ident, $test:meta) => {
+        mod $name {
+            #[$test]
+            async fn sqlite() {
+                super::$name(crate::support::Backend::Sqlite).await;
+            }
+
+            #[$test]
+            async fn postgres() {
+                super::$name(crate::support::Backend::Postgres).await;
+            }
+        }
+    };
+}
+
+#[allow(
+    unused_imports,
+    reason = "not every test file runs cases on both backends"
+)]
+pub(crate) use on_both_backends;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
