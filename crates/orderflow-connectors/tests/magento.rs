@@ -1,16 +1,14 @@
 //! Magento 2: `GET /V1/orders/{id}`.
 
+mod common;
+
+use common::fixture;
 use orderflow_connectors::parse::magento;
 use orderflow_connectors::{IncomingOrder, ParseError, PlatformState};
-use proptest::prelude::*;
-use proptest::sample::Index;
 use serde_json::Value;
 use time::macros::datetime;
 
-const ORDER: &[u8] = include_bytes!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/magento/order_3_get_v1_orders.json"
-));
+const ORDER: &[u8] = fixture!("magento/order_3_get_v1_orders.json").as_bytes();
 
 fn order() -> IncomingOrder {
     magento::parse(ORDER).expect("the order fixture parses")
@@ -18,9 +16,7 @@ fn order() -> IncomingOrder {
 
 /// The fixture with one field changed, for the cases the sample does not show.
 fn edited(edit: impl FnOnce(&mut Value)) -> Vec<u8> {
-    let mut order: Value = serde_json::from_slice(ORDER).expect("JSON");
-    edit(&mut order);
-    serde_json::to_vec(&order).expect("serialisable")
+    common::edited(common::json(ORDER), edit)
 }
 
 #[test]
@@ -225,106 +221,11 @@ fn a_non_numeric_entity_id_is_refused() {
     ));
 }
 
-#[derive(Debug, Clone)]
-enum Edit {
-    Flip(Index, u8),
-    Insert(Index, u8),
-    Delete(Index),
-}
-
-fn edit() -> impl Strategy<Value = Edit> {
-    prop_oneof![
-        (any::<Index>(), 1..=u8::MAX).prop_map(|(at, mask)| Edit::Flip(at, mask)),
-        (any::<Index>(), any::<u8>()).prop_map(|(at, byte)| Edit::Insert(at, byte)),
-        any::<Index>().prop_map(Edit::Delete),
-    ]
-}
-
-fn mutate(fixture: &[u8], edits: &[Edit]) -> Vec<u8> {
-    let mut bytes = fixture.to_vec();
-    for edit in edits {
-        let len = bytes.len();
-        match edit {
-            Edit::Flip(at, mask) if len > 0 => {
-                if let Some(byte) = bytes.get_mut(at.index(len)) {
-                    *byte ^= mask;
-                }
-            }
-            Edit::Insert(at, byte) => bytes.insert(at.index(len + 1), *byte),
-            Edit::Delete(at) if len > 0 => {
-                bytes.remove(at.index(len));
-            }
-            _ => {}
-        }
-    }
-    bytes
-}
-
-/// A JSON scalar of the kinds that trip parsers: huge and negative numbers, fractions,
-/// exponents, blank and odd strings.
-fn odd_value() -> impl Strategy<Value = Value> {
-    prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        any::<u64>().prop_map(Value::from),
-        Just(serde_json::json!(1.5)),
-        Just(serde_json::json!(-0.0)),
-        Just(serde_json::json!(1e300)),
-        ".{0,12}".prop_map(Value::from),
-        Just(Value::from("")),
-        Just(Value::from("-1")),
-        Just(Value::from("99999999999999999999.99")),
-        Just(serde_json::json!([])),
-        Just(serde_json::json!({})),
-    ]
-}
-
-/// Replaces the `pick`-th node (depth first) of a JSON document with `value`.
-fn replace_nth(node: &mut Value, pick: &mut usize, value: &Value) -> bool {
-    if *pick == 0 {
-        *node = value.clone();
-        return true;
-    }
-    *pick -= 1;
-    match node {
-        Value::Array(items) => items.iter_mut().any(|n| replace_nth(n, pick, value)),
-        Value::Object(fields) => fields.values_mut().any(|n| replace_nth(n, pick, value)),
-        _ => false,
-    }
-}
-
-fn count_nodes(node: &Value) -> usize {
-    1 + match node {
-        Value::Array(items) => items.iter().map(count_nodes).sum(),
-        Value::Object(fields) => fields.values().map(count_nodes).sum(),
-        _ => 0,
-    }
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(1000))]
-
-    #[test]
-    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-        let _ = magento::parse(&bytes);
-    }
-
-    #[test]
-    fn the_fixture_with_mutated_bytes_never_panics(
-        edits in proptest::collection::vec(edit(), 1..8),
-    ) {
-        let _ = magento::parse(&mutate(ORDER, &edits));
-    }
-
-    #[test]
-    fn the_fixture_with_an_odd_value_anywhere_never_panics(
-        at in any::<Index>(),
-        value in odd_value(),
-    ) {
-        let mut document: Value = serde_json::from_slice(ORDER).expect("JSON");
-        let mut pick = at.index(count_nodes(&document));
-        replace_nth(&mut document, &mut pick, &value);
-        let _ = magento::parse(&serde_json::to_vec(&document).expect("serialisable"));
-    }
+common::never_panics! {
+    cases: 1000,
+    exercise: |bytes: &[u8]| {
+        let _ = magento::parse(bytes);
+    },
+    fixtures: [ORDER],
+    documents: vec![common::json(ORDER)],
 }

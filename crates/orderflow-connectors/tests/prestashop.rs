@@ -6,6 +6,9 @@
 //! and `id_state` 0 means no state. The order-6 listing comes without its address, so the tests
 //! write one (a Spanish one, since the order is in Spanish with 21 % VAT).
 
+mod common;
+
+use common::fixture;
 use orderflow_connectors::parse::prestashop::{
     self, AddressFields, CustomerFields, ListedOrder, OrderRefs, Related,
 };
@@ -14,18 +17,9 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use time::macros::datetime;
 
-const ORDER_1: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/prestashop/order_1_axelor_fixture.xml"
-));
-const ADDRESS_1: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/prestashop/address_1_axelor_fixture.xml"
-));
-const ORDERS_FULL_6: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/prestashop/orders_display_full_order_6.xml"
-));
+const ORDER_1: &str = fixture!("prestashop/order_1_axelor_fixture.xml");
+const ADDRESS_1: &str = fixture!("prestashop/address_1_axelor_fixture.xml");
+const ORDERS_FULL_6: &str = fixture!("prestashop/orders_display_full_order_6.xml");
 
 /// Written for these tests: the order-6 listing has no address of its own.
 const ADDRESS_SPAIN: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
@@ -431,41 +425,6 @@ fn an_empty_listing_is_empty_and_a_bad_date_is_refused() {
     );
 }
 
-#[derive(Debug, Clone)]
-enum Edit {
-    Flip(Index, u8),
-    Insert(Index, u8),
-    Delete(Index),
-}
-
-fn edit() -> impl Strategy<Value = Edit> {
-    prop_oneof![
-        (any::<Index>(), 1..=u8::MAX).prop_map(|(at, mask)| Edit::Flip(at, mask)),
-        (any::<Index>(), any::<u8>()).prop_map(|(at, byte)| Edit::Insert(at, byte)),
-        any::<Index>().prop_map(Edit::Delete),
-    ]
-}
-
-fn mutate(fixture: &[u8], edits: &[Edit]) -> Vec<u8> {
-    let mut bytes = fixture.to_vec();
-    for edit in edits {
-        let len = bytes.len();
-        match edit {
-            Edit::Flip(at, mask) if len > 0 => {
-                if let Some(byte) = bytes.get_mut(at.index(len)) {
-                    *byte ^= mask;
-                }
-            }
-            Edit::Insert(at, byte) => bytes.insert(at.index(len + 1), *byte),
-            Edit::Delete(at) if len > 0 => {
-                bytes.remove(at.index(len));
-            }
-            _ => {}
-        }
-    }
-    bytes
-}
-
 fn exercise_xml(xml: &str, related: &Related) {
     let _ = prestashop::parse_parts(xml, related);
     let _ = prestashop::order_refs(xml);
@@ -499,7 +458,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(1000))]
 
     #[test]
-    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+    fn arbitrary_bytes_never_panic(bytes in common::arbitrary_bytes()) {
         let _ = prestashop::parse(&bytes);
         exercise_xml(&String::from_utf8_lossy(&bytes), &related_1());
     }
@@ -507,13 +466,13 @@ proptest! {
     #[test]
     fn fixtures_with_mutated_bytes_never_panic(
         fixture in any::<Index>(),
-        edits in proptest::collection::vec(edit(), 1..8),
+        edits in common::edits(),
     ) {
-        let bytes = mutate(fixture.get(&FIXTURES[..]).as_bytes(), &edits);
+        let bytes = common::mutate(fixture.get(&FIXTURES[..]).as_bytes(), &edits);
         let xml = String::from_utf8_lossy(&bytes);
         exercise_xml(&xml, &related_6());
         // The same edits made to the envelope's JSON text rather than to the XML inside it.
-        let _ = prestashop::parse(&mutate(&envelope(ORDER_1), &edits));
+        let _ = prestashop::parse(&common::mutate(&envelope(ORDER_1), &edits));
     }
 
     #[test]

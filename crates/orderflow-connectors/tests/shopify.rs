@@ -1,24 +1,20 @@
 //! The Shopify parser against the official REST fixtures, targeted cases that read as its
 //! specification, and fuzz properties (arbitrary and mutated bodies never panic).
 
+mod common;
+
+use common::{fixture, rfc3339};
 use orderflow_connectors::parse::shopify::parse;
 use orderflow_connectors::{IncomingOrder, ParseError, PlatformState};
-use proptest::prelude::*;
 use serde_json::{Value, json};
 
-const ORDER_450789469: &[u8] = include_bytes!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/shopify/order_450789469_rest_fixture.json"
-));
-const ORDER_WITH_PROPERTIES: &[u8] = include_bytes!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/shopify/order_with_properties_rest_fixture.json"
-));
+const ORDER_450789469: &[u8] = fixture!("shopify/order_450789469_rest_fixture.json").as_bytes();
+const ORDER_WITH_PROPERTIES: &[u8] =
+    fixture!("shopify/order_with_properties_rest_fixture.json").as_bytes();
 
 /// The webhook-shaped (bare) order of the first fixture, for editing.
 fn bare_order() -> Value {
-    let wrapped: Value = serde_json::from_slice(ORDER_450789469).expect("the fixture is JSON");
-    wrapped["order"].clone()
+    common::json(ORDER_450789469)["order"].clone()
 }
 
 /// The first fixture as written, for edits that a `Value` could not carry (its numbers
@@ -29,24 +25,16 @@ fn fixture_text() -> String {
 }
 
 fn parse_value(order: &Value) -> Result<IncomingOrder, ParseError> {
-    parse(&serde_json::to_vec(order).expect("a Value serialises"))
+    parse(&common::body(order))
 }
 
 /// The fixture order with `edit` applied, parsed as a webhook body.
 fn parse_edited(edit: impl FnOnce(&mut Value)) -> Result<IncomingOrder, ParseError> {
-    let mut order = bare_order();
-    edit(&mut order);
-    parse_value(&order)
+    parse(&common::edited(bare_order(), edit))
 }
 
 fn parsed_edited(edit: impl FnOnce(&mut Value)) -> IncomingOrder {
     parse_edited(edit).expect("the edited fixture parses")
-}
-
-fn rfc3339(instant: time::OffsetDateTime) -> String {
-    instant
-        .format(&time::format_description::well_known::Rfc3339)
-        .expect("an instant formats")
 }
 
 #[test]
@@ -403,108 +391,11 @@ fn a_forged_body_that_is_not_json_gives_a_json_error_with_a_path() {
 
 // ---- fuzz properties ----
 
-/// Applies byte edits (flip, insert, delete) at positions taken modulo the current length.
-fn mutate(bytes: &[u8], edits: &[(u8, usize, u8)]) -> Vec<u8> {
-    let mut out = bytes.to_vec();
-    for &(op, position, byte) in edits {
-        let at = position.checked_rem(out.len()).unwrap_or(0);
-        match op % 3 {
-            0 => {
-                if let Some(b) = out.get_mut(at) {
-                    *b ^= byte.max(1);
-                }
-            }
-            1 => out.insert(at, byte),
-            _ => {
-                if at < out.len() {
-                    out.remove(at);
-                }
-            }
-        }
-    }
-    out
-}
-
-/// JSON pointers to every value in `value`, the root included.
-fn pointers(value: &Value, prefix: String, out: &mut Vec<String>) {
-    match value {
-        Value::Object(map) => {
-            for (key, child) in map {
-                let key = key.replace('~', "~0").replace('/', "~1");
-                pointers(child, format!("{prefix}/{key}"), out);
-            }
-        }
-        Value::Array(items) => {
-            for (index, child) in items.iter().enumerate() {
-                pointers(child, format!("{prefix}/{index}"), out);
-            }
-        }
-        _ => {}
-    }
-    out.push(prefix);
-}
-
-/// Stands in for raw number text until the body is serialised.
-const RAW: &str = "__raw_number__";
-
-/// A replacement value: any JSON, or raw number text (huge, exponent, negative) that no
-/// `Value` can hold, spliced in after serialisation.
-fn replacement() -> impl Strategy<Value = Result<Value, String>> {
-    prop_oneof![
-        Just(Ok(Value::Null)),
-        any::<bool>().prop_map(|b| Ok(json!(b))),
-        any::<i64>().prop_map(|n| Ok(json!(n))),
-        any::<u64>().prop_map(|n| Ok(json!(n))),
-        "-?[0-9]{0,30}(\\.[0-9]{0,8})?".prop_map(|s| Ok(json!(s))),
-        ".{0,40}".prop_map(|s| Ok(json!(s))),
-        Just(Ok(json!([]))),
-        Just(Ok(json!({}))),
-        "-?[0-9]{1,40}(\\.[0-9]{1,10})?([eE][+-]?[0-9]{1,4})?".prop_map(Err),
-    ]
-}
-
-fn replaced(fixture: &[u8], pick: usize, with: &Result<Value, String>) -> Vec<u8> {
-    let mut value: Value = serde_json::from_slice(fixture).expect("the fixture is JSON");
-    let mut all = Vec::new();
-    pointers(&value, String::new(), &mut all);
-    let pointer = &all[pick % all.len()];
-    let spliced = match with {
-        Ok(json) => json.clone(),
-        Err(_) => json!(RAW),
-    };
-    if let Some(slot) = value.pointer_mut(pointer) {
-        *slot = spliced;
-    }
-    let text = serde_json::to_string(&value).expect("serialises");
-    match with {
-        Ok(_) => text.into_bytes(),
-        Err(raw) => text.replace(&format!("\"{RAW}\""), raw).into_bytes(),
-    }
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
-
-    #[test]
-    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-        let _ = parse(&bytes);
-    }
-
-    #[test]
-    fn mutated_fixtures_never_panic(
-        wrapped in any::<bool>(),
-        edits in proptest::collection::vec((any::<u8>(), any::<usize>(), any::<u8>()), 1..8),
-    ) {
-        let fixture = if wrapped { ORDER_450789469 } else { ORDER_WITH_PROPERTIES };
-        let _ = parse(&mutate(fixture, &edits));
-    }
-
-    #[test]
-    fn any_value_in_any_field_never_panics(
-        pick in any::<usize>(),
-        with in replacement(),
-    ) {
-        let body = replaced(ORDER_WITH_PROPERTIES, pick, &with);
-        let _ = parse(&body);
-    }
+common::never_panics! {
+    cases: 512,
+    exercise: |bytes: &[u8]| {
+        let _ = parse(bytes);
+    },
+    fixtures: [ORDER_450789469, ORDER_WITH_PROPERTIES],
+    documents: vec![common::json(ORDER_WITH_PROPERTIES)],
 }

@@ -1,33 +1,19 @@
 //! VTEX: the OMS order, the order group, the hook notification and the Feed v3 batch.
 
+mod common;
+
+use common::fixture;
 use orderflow_connectors::parse::vtex;
 use orderflow_connectors::{IncomingOrder, ParseError, PlatformState};
-use proptest::prelude::*;
-use proptest::sample::Index;
 use serde_json::Value;
 use serde_json::value::RawValue;
 use time::macros::datetime;
 
-const ORDER: &[u8] = include_bytes!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/vtex/get_order_1172452900788-01.json"
-));
-const GROUP: &[u8] = include_bytes!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/vtex/order_group_v71425090str.json"
-));
-const HOOK_OPENAPI: &[u8] = include_bytes!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/vtex/hook_notification_openapi_example.json"
-));
-const HOOK_DOC: &[u8] = include_bytes!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/vtex/hook_notification_doc_example.json"
-));
-const FEED: &[u8] = include_bytes!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/vtex/feed_v3_items.json"
-));
+const ORDER: &[u8] = fixture!("vtex/get_order_1172452900788-01.json").as_bytes();
+const GROUP: &[u8] = fixture!("vtex/order_group_v71425090str.json").as_bytes();
+const HOOK_OPENAPI: &[u8] = fixture!("vtex/hook_notification_openapi_example.json").as_bytes();
+const HOOK_DOC: &[u8] = fixture!("vtex/hook_notification_doc_example.json").as_bytes();
+const FEED: &[u8] = fixture!("vtex/feed_v3_items.json").as_bytes();
 
 fn order() -> IncomingOrder {
     vtex::parse(ORDER).expect("the get-order fixture parses")
@@ -40,9 +26,7 @@ fn group() -> Vec<Box<RawValue>> {
 
 /// The get-order fixture with one field changed, for the cases the samples do not show.
 fn edited(edit: impl FnOnce(&mut Value)) -> Vec<u8> {
-    let mut order: Value = serde_json::from_slice(ORDER).expect("JSON");
-    edit(&mut order);
-    serde_json::to_vec(&order).expect("serialisable")
+    common::edited(common::json(ORDER), edit)
 }
 
 #[test]
@@ -305,83 +289,6 @@ fn the_feed_v3_batch_parses() {
     );
 }
 
-#[derive(Debug, Clone)]
-enum Edit {
-    Flip(Index, u8),
-    Insert(Index, u8),
-    Delete(Index),
-}
-
-fn edit() -> impl Strategy<Value = Edit> {
-    prop_oneof![
-        (any::<Index>(), 1..=u8::MAX).prop_map(|(at, mask)| Edit::Flip(at, mask)),
-        (any::<Index>(), any::<u8>()).prop_map(|(at, byte)| Edit::Insert(at, byte)),
-        any::<Index>().prop_map(Edit::Delete),
-    ]
-}
-
-fn mutate(fixture: &[u8], edits: &[Edit]) -> Vec<u8> {
-    let mut bytes = fixture.to_vec();
-    for edit in edits {
-        let len = bytes.len();
-        match edit {
-            Edit::Flip(at, mask) if len > 0 => {
-                if let Some(byte) = bytes.get_mut(at.index(len)) {
-                    *byte ^= mask;
-                }
-            }
-            Edit::Insert(at, byte) => bytes.insert(at.index(len + 1), *byte),
-            Edit::Delete(at) if len > 0 => {
-                bytes.remove(at.index(len));
-            }
-            _ => {}
-        }
-    }
-    bytes
-}
-
-/// A JSON scalar of the kinds that trip parsers: huge and negative numbers, fractions,
-/// exponents, blank and odd strings.
-fn odd_value() -> impl Strategy<Value = Value> {
-    prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        any::<u64>().prop_map(Value::from),
-        Just(serde_json::json!(1.5)),
-        Just(serde_json::json!(-0.0)),
-        Just(serde_json::json!(1e300)),
-        ".{0,12}".prop_map(Value::from),
-        Just(Value::from("")),
-        Just(Value::from("-1")),
-        Just(Value::from("0000-00-00 00:00:00")),
-        Just(serde_json::json!([])),
-        Just(serde_json::json!({})),
-    ]
-}
-
-/// Replaces the `pick`-th node (depth first) of a JSON document with `value`.
-fn replace_nth(node: &mut Value, pick: &mut usize, value: &Value) -> bool {
-    if *pick == 0 {
-        *node = value.clone();
-        return true;
-    }
-    *pick -= 1;
-    match node {
-        Value::Array(items) => items.iter_mut().any(|n| replace_nth(n, pick, value)),
-        Value::Object(fields) => fields.values_mut().any(|n| replace_nth(n, pick, value)),
-        _ => false,
-    }
-}
-
-fn count_nodes(node: &Value) -> usize {
-    1 + match node {
-        Value::Array(items) => items.iter().map(count_nodes).sum(),
-        Value::Object(fields) => fields.values().map(count_nodes).sum(),
-        _ => 0,
-    }
-}
-
 fn exercise(bytes: &[u8]) {
     let _ = vtex::parse(bytes);
     let _ = vtex::parse_hook(bytes);
@@ -391,39 +298,25 @@ fn exercise(bytes: &[u8]) {
 
 const FIXTURES: [&[u8]; 5] = [ORDER, GROUP, HOOK_OPENAPI, HOOK_DOC, FEED];
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(1000))]
+/// The fixtures as documents, the order group's first order alone, so that edits reach a
+/// parsed order's fields.
+fn documents() -> Vec<Value> {
+    FIXTURES
+        .iter()
+        .map(|fixture| {
+            let document = common::json(fixture);
+            let first = match &document {
+                Value::Array(orders) => orders.first().filter(|o| o.get("orderId").is_some()),
+                _ => None,
+            };
+            first.cloned().unwrap_or(document)
+        })
+        .collect()
+}
 
-    #[test]
-    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-        exercise(&bytes);
-    }
-
-    #[test]
-    fn fixtures_with_mutated_bytes_never_panic(
-        fixture in any::<Index>(),
-        edits in proptest::collection::vec(edit(), 1..8),
-    ) {
-        exercise(&mutate(FIXTURES[fixture.index(FIXTURES.len())], &edits));
-    }
-
-    #[test]
-    fn fixtures_with_an_odd_value_anywhere_never_panic(
-        fixture in any::<Index>(),
-        at in any::<Index>(),
-        value in odd_value(),
-    ) {
-        let mut document: Value = serde_json::from_slice(FIXTURES[fixture.index(FIXTURES.len())]).expect("JSON");
-        // The order group's first order alone, so that edits reach a parsed order's fields.
-        let first = match &document {
-            Value::Array(orders) => orders.first().filter(|o| o.get("orderId").is_some()).cloned(),
-            _ => None,
-        };
-        if let Some(first) = first {
-            document = first;
-        }
-        let mut pick = at.index(count_nodes(&document));
-        replace_nth(&mut document, &mut pick, &value);
-        exercise(&serde_json::to_vec(&document).expect("serialisable"));
-    }
+common::never_panics! {
+    cases: 1000,
+    exercise: exercise,
+    fixtures: FIXTURES,
+    documents: documents(),
 }

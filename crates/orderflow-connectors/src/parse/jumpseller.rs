@@ -3,10 +3,14 @@
 //! order's `currency`, read as written; times are `2023-02-10 13:56:35 UTC`.
 
 use orderflow_domain::money::Currency;
-use orderflow_domain::party::{Address, Customer, PartyError};
+use orderflow_domain::party::{Address, Customer};
 use serde::Deserialize;
 
-use super::{Exact, ParseError, currency, from_json, full_name, non_empty};
+use super::fields::{
+    AddressPaths, amount, first_of, numeric_id, optional_amount, quantity, refuse_array,
+    required_currency, required_list, sourced_customer, validated_address,
+};
+use super::{Exact, ParseError, from_json, full_name, non_empty};
 use crate::incoming::{IncomingLine, IncomingOrder, PlatformState, Totals};
 use crate::platform::Platform;
 use crate::timestamp;
@@ -98,15 +102,8 @@ pub fn parse_delivery(
     let order = order.ok_or_else(|| ParseError::missing("order"))?;
 
     let external_id = numeric_id(order.id.as_ref(), "order.id")?;
-    let products = order.products.as_deref().unwrap_or_default();
-    if products.is_empty() {
-        return Err(ParseError::missing("order.products"));
-    }
-    let currency_text = order
-        .currency
-        .as_deref()
-        .ok_or_else(|| ParseError::missing("order.currency"))?;
-    let currency = currency("order.currency", currency_text)?;
+    let products = required_list(order.products.as_deref(), "order.products")?;
+    let currency = required_currency("order.currency", order.currency.as_deref())?;
     let lines = products
         .iter()
         .enumerate()
@@ -232,17 +229,11 @@ fn line(product: &Product, path: &str, currency: Currency) -> Result<IncomingLin
         (None, Some(id)) => Some(numeric_id(Some(id), &format!("{path}.id"))?),
         (None, None) => None,
     };
-    let quantity_field = format!("{path}.qty");
-    let quantity = product
-        .qty
-        .as_ref()
-        .ok_or_else(|| ParseError::missing(quantity_field.as_str()))?
-        .quantity(&quantity_field)?;
     Ok(IncomingLine {
         sku: non_empty(product.sku.as_deref()),
         item_id,
         name: non_empty(product.name.as_deref()),
-        quantity,
+        quantity: quantity(product.qty.as_ref(), &format!("{path}.qty"))?,
         unit_price_minor: amount(product.price.as_ref(), &format!("{path}.price"), currency)?,
     })
 }
@@ -269,32 +260,23 @@ fn customer(buyer: Option<&Buyer>, place: Option<&Place>) -> Result<Customer, Pa
             place.and_then(|p| non_empty(p.phone.as_deref())),
         ),
     ]);
-    let customer = Customer {
-        customer_id: None,
-        name: name.as_ref().map(|(_, value)| value.clone()),
-        email: email.as_ref().map(|(_, value)| value.clone()),
-        phone: phone.as_ref().map(|(_, value)| value.clone()),
-        locale: None,
-    };
-    customer.validate().map_err(|error| {
-        let source = match &error {
-            PartyError::Email => email.as_ref().map(|(field, _)| *field),
-            PartyError::TooLong { field, .. } | PartyError::Nul { field } => match *field {
-                "customer.email" => email.as_ref().map(|(source, _)| *source),
-                "customer.phone" => phone.as_ref().map(|(source, _)| *source),
-                "customer.name" => name.as_ref().map(|(source, _)| *source),
-                _ => None,
-            },
-            PartyError::Country => None,
-        };
-        ParseError::invalid(source.unwrap_or("order.customer"), error.to_string())
-    })?;
-    Ok(customer)
+    sourced_customer(name, email, phone, "order.customer")
 }
 
 fn place_name(place: &Place) -> Option<String> {
     full_name(place.name.as_deref(), place.surname.as_deref())
 }
+
+const ADDRESS_PATHS: AddressPaths = AddressPaths {
+    whole: "order.shipping_address",
+    name: "order.shipping_address.name",
+    line1: "order.shipping_address.address",
+    line2: "order.shipping_address.complement",
+    city: "order.shipping_address.city",
+    region: "order.shipping_address.region_code",
+    postal_code: "order.shipping_address.postal",
+    country: "order.shipping_address.country_code",
+};
 
 fn shipping_address(place: Option<&Place>) -> Result<Option<Address>, ParseError> {
     let Some(place) = place else {
@@ -311,26 +293,7 @@ fn shipping_address(place: Option<&Place>) -> Result<Option<Address>, ParseError
         postal_code: non_empty(place.postal.as_deref()),
         country: non_empty(place.country_code.as_deref()).map(|code| code.to_ascii_uppercase()),
     };
-    if address == Address::default() {
-        return Ok(None);
-    }
-    address.validate().map_err(|error| {
-        let field = match &error {
-            PartyError::TooLong { field, .. } | PartyError::Nul { field } => match *field {
-                "shipping_address.name" => "order.shipping_address.name",
-                "shipping_address.line1" => "order.shipping_address.address",
-                "shipping_address.line2" => "order.shipping_address.complement",
-                "shipping_address.city" => "order.shipping_address.city",
-                "shipping_address.region" => "order.shipping_address.region_code",
-                "shipping_address.postal_code" => "order.shipping_address.postal",
-                _ => "order.shipping_address",
-            },
-            PartyError::Country => "order.shipping_address.country_code",
-            PartyError::Email => "order.shipping_address",
-        };
-        ParseError::invalid(field, error.to_string())
-    })?;
-    Ok(Some(address))
+    validated_address(address, &ADDRESS_PATHS)
 }
 
 /// `address` and `street_number` as one line, `Av. Providencia 1234`, without repeating a
@@ -353,64 +316,9 @@ fn street_line(street: Option<&str>, number: Option<&str>) -> Option<String> {
     }
 }
 
-/// The first candidate that has a value, with the field it came from.
-fn first_of<const N: usize>(
-    candidates: [(&'static str, Option<String>); N],
-) -> Option<(&'static str, String)> {
-    candidates
-        .into_iter()
-        .find_map(|(field, value)| value.map(|value| (field, value)))
-}
-
-fn numeric_id(id: Option<&Exact>, field: &str) -> Result<String, ParseError> {
-    let digits = id.ok_or_else(|| ParseError::missing(field))?.id(field)?;
-    if digits.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(digits)
-    } else {
-        Err(ParseError::invalid(
-            field,
-            format!("{digits:?} is not a numeric id"),
-        ))
-    }
-}
-
-fn amount(value: Option<&Exact>, field: &str, currency: Currency) -> Result<i64, ParseError> {
-    let minor = value
-        .ok_or_else(|| ParseError::missing(field))?
-        .minor(field, currency)?;
-    if minor < 0 {
-        return Err(ParseError::invalid(field, "must not be negative"));
-    }
-    Ok(minor)
-}
-
-/// An amount the platform leaves out (or sends as `null`) when there is none of it.
-fn optional_amount(
-    value: Option<&Exact>,
-    field: &str,
-    currency: Currency,
-) -> Result<i64, ParseError> {
-    match value {
-        Some(value) if value.text().is_some() => amount(Some(value), field, currency),
-        _ => Ok(0),
-    }
-}
-
 fn sum<const N: usize>(field: &str, amounts: [i64; N]) -> Result<i64, ParseError> {
     amounts
         .into_iter()
         .try_fold(0i64, i64::checked_add)
         .ok_or_else(|| ParseError::invalid(field, "the sum is too large"))
-}
-
-/// Serde reads a struct from a JSON array too, field by field in order; an order is only
-/// ever an object, and a list of orders is the caller's to split.
-fn refuse_array(body: &[u8]) -> Result<(), ParseError> {
-    match body.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'[') => Err(ParseError::Json {
-            path: ".".to_owned(),
-            message: "invalid type: sequence, expected an order object".to_owned(),
-        }),
-        _ => Ok(()),
-    }
 }

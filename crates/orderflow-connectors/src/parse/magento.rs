@@ -18,10 +18,13 @@ use orderflow_domain::money::Currency;
 use orderflow_domain::party::{Address, Customer};
 use serde::Deserialize;
 
-use super::{Exact, ParseError, currency, from_json, full_name, non_empty};
+use super::fields::{
+    created_and_updated, numeric_id, optional_id, optional_signed_amount, quantity,
+    required_currency, signed_amount,
+};
+use super::{Exact, ParseError, from_json, full_name, non_empty};
 use crate::incoming::{IncomingLine, IncomingOrder, PlatformState, Totals};
 use crate::platform::Platform;
-use crate::timestamp;
 
 #[derive(Deserialize)]
 struct Order {
@@ -90,41 +93,17 @@ const SHIPPING: &str = "extension_attributes.shipping_assignments[0].shipping";
 
 pub fn parse(body: &[u8]) -> Result<IncomingOrder, ParseError> {
     let order: Order = from_json(body)?;
-    let external_id = order
-        .entity_id
-        .as_ref()
-        .ok_or_else(|| ParseError::missing("entity_id"))?
-        .id("entity_id")?;
-    if !external_id.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ParseError::invalid(
-            "entity_id",
-            format!("{external_id:?} is not a numeric id"),
-        ));
-    }
-    let number = match &order.increment_id {
-        Some(increment) if increment.text().is_some() => Some(increment.id("increment_id")?),
-        _ => None,
-    };
-    let currency = currency(
+    let external_id = numeric_id(order.entity_id.as_ref(), "entity_id")?;
+    let number = optional_id(order.increment_id.as_ref(), "increment_id")?;
+    let currency = required_currency(
         "order_currency_code",
-        order
-            .order_currency_code
-            .as_deref()
-            .ok_or_else(|| ParseError::missing("order_currency_code"))?
-            .trim(),
+        order.order_currency_code.as_deref().map(str::trim),
     )?;
     let (state, platform_status) = platform_state(order.state.as_deref(), order.status.as_deref())?;
-    let created_at = timestamp::parse(
-        "created_at",
-        order
-            .created_at
-            .as_deref()
-            .ok_or_else(|| ParseError::missing("created_at"))?,
+    let (created_at, updated_at) = created_and_updated(
+        ("created_at", order.created_at.as_deref()),
+        ("updated_at", order.updated_at.as_deref()),
     )?;
-    let updated_at = match order.updated_at.as_deref() {
-        Some(text) => timestamp::parse("updated_at", text)?,
-        None => created_at,
-    };
     let shipping = order
         .extension_attributes
         .as_ref()
@@ -158,26 +137,11 @@ pub fn parse(body: &[u8]) -> Result<IncomingOrder, ParseError> {
     })
 }
 
-fn amount(value: Option<&Exact>, field: &str, currency: Currency) -> Result<i64, ParseError> {
-    value
-        .ok_or_else(|| ParseError::missing(field))?
-        .minor(field, currency)
-}
-
-/// Shipping, tax and discount may be absent on orders without them.
-fn optional_amount(
-    value: Option<&Exact>,
-    field: &str,
-    currency: Currency,
-) -> Result<i64, ParseError> {
-    match value {
-        Some(value) if value.text().is_some() => value.minor(field, currency),
-        _ => Ok(0),
-    }
-}
-
+/// Shipping, tax and discount may be absent on orders without them; amounts are read signed,
+/// as the discount is negative.
 fn totals(order: &Order, currency: Currency) -> Result<Totals, ParseError> {
-    let discount = optional_amount(order.discount_amount.as_ref(), "discount_amount", currency)?;
+    let discount =
+        optional_signed_amount(order.discount_amount.as_ref(), "discount_amount", currency)?;
     if discount > 0 {
         return Err(ParseError::invalid(
             "discount_amount",
@@ -185,17 +149,17 @@ fn totals(order: &Order, currency: Currency) -> Result<Totals, ParseError> {
         ));
     }
     Ok(Totals {
-        items_minor: amount(order.subtotal.as_ref(), "subtotal", currency)?,
-        shipping_minor: optional_amount(
+        items_minor: signed_amount(order.subtotal.as_ref(), "subtotal", currency)?,
+        shipping_minor: optional_signed_amount(
             order.shipping_amount.as_ref(),
             "shipping_amount",
             currency,
         )?,
-        tax_minor: optional_amount(order.tax_amount.as_ref(), "tax_amount", currency)?,
+        tax_minor: optional_signed_amount(order.tax_amount.as_ref(), "tax_amount", currency)?,
         discount_minor: discount
             .checked_neg()
             .ok_or_else(|| ParseError::invalid("discount_amount", "too large an amount"))?,
-        total_minor: amount(order.grand_total.as_ref(), "grand_total", currency)?,
+        total_minor: signed_amount(order.grand_total.as_ref(), "grand_total", currency)?,
     })
 }
 
@@ -226,13 +190,11 @@ fn lines(items: Option<&[Item]>, currency: Currency) -> Result<Vec<IncomingLine>
             _ => None,
         };
         let (variant_index, variant) = variant.unwrap_or((index, item));
-        let product_id = match &variant.product_id {
-            Some(id) if id.text().is_some() => {
-                Some(id.id(&format!("items[{variant_index}].product_id"))?)
-            }
-            _ => None,
-        };
-        let unit_price_minor = amount(item.price.as_ref(), &at("price"), currency)?;
+        let product_id = optional_id(
+            variant.product_id.as_ref(),
+            &format!("items[{variant_index}].product_id"),
+        )?;
+        let unit_price_minor = signed_amount(item.price.as_ref(), &at("price"), currency)?;
         if unit_price_minor < 0 {
             return Err(ParseError::invalid(
                 at("price"),
@@ -243,11 +205,7 @@ fn lines(items: Option<&[Item]>, currency: Currency) -> Result<Vec<IncomingLine>
             sku: non_empty(variant.sku.as_deref()).or_else(|| non_empty(item.sku.as_deref())),
             item_id: product_id,
             name: non_empty(variant.name.as_deref()).or_else(|| non_empty(item.name.as_deref())),
-            quantity: item
-                .qty_ordered
-                .as_ref()
-                .ok_or_else(|| ParseError::missing(at("qty_ordered")))?
-                .quantity(&at("qty_ordered"))?,
+            quantity: quantity(item.qty_ordered.as_ref(), &at("qty_ordered"))?,
             unit_price_minor,
         });
     }

@@ -13,6 +13,7 @@ use crate::platform::Platform;
 
 pub mod country;
 pub mod custom;
+mod fields;
 pub mod jumpseller;
 pub mod magento;
 pub mod prestashop;
@@ -129,16 +130,22 @@ pub(crate) fn non_empty(text: Option<&str>) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// `first last`, either of which may be missing.
-pub(crate) fn full_name(first: Option<&str>, last: Option<&str>) -> Option<String> {
-    let joined = [first, last]
+/// The parts that are there, trimmed and joined by `separator`; `None` when none is. Names,
+/// street lines and status words arrive in pieces, any of which may be missing or blank.
+pub(crate) fn joined<const N: usize>(parts: [Option<&str>; N], separator: &str) -> Option<String> {
+    let joined = parts
         .into_iter()
         .flatten()
         .map(str::trim)
         .filter(|part| !part.is_empty())
         .collect::<Vec<_>>()
-        .join(" ");
+        .join(separator);
     (!joined.is_empty()).then_some(joined)
+}
+
+/// `first last`, either of which may be missing.
+pub(crate) fn full_name(first: Option<&str>, last: Option<&str>) -> Option<String> {
+    joined([first, last], " ")
 }
 
 pub(crate) fn currency(field: &str, text: &str) -> Result<Currency, ParseError> {

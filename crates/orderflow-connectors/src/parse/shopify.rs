@@ -5,14 +5,17 @@
 //! written; money is decimal strings in the shop's `currency`.
 
 use orderflow_domain::money::Currency;
-use orderflow_domain::party::{Address, Customer, PartyError};
+use orderflow_domain::party::{Address, Customer};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use super::{Exact, ParseError, currency, from_json, full_name, non_empty};
+use super::fields::{
+    AddressPaths, amount, created_and_updated, first_of, numeric_id, optional_amount, quantity,
+    refuse_array, required_currency, required_list, sourced_customer, validated_address,
+};
+use super::{Exact, ParseError, from_json, full_name, joined, non_empty};
 use crate::incoming::{IncomingLine, IncomingOrder, PlatformState, Totals};
 use crate::platform::Platform;
-use crate::timestamp;
 
 /// Whether the body is the REST wrapper: an Order has no field of its own named `order`.
 #[derive(Deserialize)]
@@ -98,49 +101,35 @@ pub fn parse(body: &[u8]) -> Result<IncomingOrder, ParseError> {
     let probe: Probe = from_json(body)?;
     if probe.order.is_some() {
         let wrapped: Wrapped = from_json(body)?;
-        normalise(wrapped.order, "order.")
+        normalise(wrapped.order).map_err(|error| prefixed(error, "order."))
     } else {
-        normalise(from_json(body)?, "")
+        normalise(from_json(body)?)
     }
 }
 
-fn normalise(order: Order, prefix: &str) -> Result<IncomingOrder, ParseError> {
-    let at = |field: &str| format!("{prefix}{field}");
+/// Reads an order, naming its fields as in a bare webhook body; [`parse`] puts a wrapped
+/// order's under `order.`.
+fn normalise(order: Order) -> Result<IncomingOrder, ParseError> {
+    let external_id = numeric_id(order.id.as_ref(), "id")?;
+    let currency = required_currency("currency", order.currency.as_deref())?;
 
-    let external_id = numeric_id(order.id.as_ref(), &at("id"))?;
-    let currency_text = order
-        .currency
-        .as_deref()
-        .ok_or_else(|| ParseError::missing(at("currency")))?;
-    let currency = currency(&at("currency"), currency_text)?;
-
-    let items = order.line_items.as_deref().unwrap_or_default();
-    if items.is_empty() {
-        return Err(ParseError::missing(at("line_items")));
-    }
+    let items = required_list(order.line_items.as_deref(), "line_items")?;
     let lines = items
         .iter()
         .enumerate()
-        .map(|(index, item)| line(item, &at(&format!("line_items[{index}]")), currency))
+        .map(|(index, item)| line(item, &format!("line_items[{index}]"), currency))
         .collect::<Result<Vec<_>, _>>()?;
 
-    let created_text = order
-        .created_at
-        .as_deref()
-        .ok_or_else(|| ParseError::missing(at("created_at")))?;
-    let created_at = instant(at("created_at"), created_text)?;
-    // Every webhook carries `updated_at`. Without it the creation time is the only instant
-    // the body vouches for, and the oldest one possible: such a body never passes for newer
-    // than a version already held.
-    let updated_at = match order.updated_at.as_deref() {
-        Some(text) => instant(at("updated_at"), text)?,
-        None => created_at,
-    };
+    // Every webhook carries `updated_at`.
+    let (created_at, updated_at) = created_and_updated(
+        ("created_at", order.created_at.as_deref()),
+        ("updated_at", order.updated_at.as_deref()),
+    )?;
 
     let shipping_lines = order.shipping_lines.as_deref().unwrap_or_default();
     let mut shipping_minor: i64 = 0;
     for (index, shipping) in shipping_lines.iter().enumerate() {
-        let field = at(&format!("shipping_lines[{index}].price"));
+        let field = format!("shipping_lines[{index}].price");
         let price = optional_amount(shipping.price.as_ref(), &field, currency)?;
         shipping_minor = shipping_minor
             .checked_add(price)
@@ -151,15 +140,15 @@ fn normalise(order: Order, prefix: &str) -> Result<IncomingOrder, ParseError> {
     });
 
     let totals = Totals {
-        items_minor: items_total(&order, &at, currency)?,
+        items_minor: items_total(&order, currency)?,
         shipping_minor,
-        tax_minor: optional_amount(order.total_tax.as_ref(), &at("total_tax"), currency)?,
+        tax_minor: optional_amount(order.total_tax.as_ref(), "total_tax", currency)?,
         discount_minor: optional_amount(
             order.total_discounts.as_ref(),
-            &at("total_discounts"),
+            "total_discounts",
             currency,
         )?,
-        total_minor: amount(order.total_price.as_ref(), &at("total_price"), currency)?,
+        total_minor: amount(order.total_price.as_ref(), "total_price", currency)?,
     };
 
     Ok(IncomingOrder {
@@ -173,8 +162,8 @@ fn normalise(order: Order, prefix: &str) -> Result<IncomingOrder, ParseError> {
         }),
         state: state(&order),
         platform_status: platform_status(&order),
-        customer: customer(&order, &at)?,
-        shipping_address: shipping_address(order.shipping_address.as_ref(), &at)?,
+        customer: customer(&order)?,
+        shipping_address: shipping_address(order.shipping_address.as_ref())?,
         lines,
         shipping_method,
         currency,
@@ -184,18 +173,26 @@ fn normalise(order: Order, prefix: &str) -> Result<IncomingOrder, ParseError> {
     })
 }
 
+/// The error with its field put under `prefix`.
+fn prefixed(error: ParseError, prefix: &str) -> ParseError {
+    match error {
+        ParseError::Missing(field) => ParseError::Missing(format!("{prefix}{field}")),
+        ParseError::Invalid { field, reason } => ParseError::Invalid {
+            field: format!("{prefix}{field}"),
+            reason,
+        },
+        other => other,
+    }
+}
+
 /// Items before discounts, so that items + shipping + tax − discounts = total holds as it
 /// does for the other platforms: `subtotal_price` is already net of `total_discounts` and
 /// would count them twice. It is the fallback for payloads that omit the gross figure.
-fn items_total(
-    order: &Order,
-    at: &impl Fn(&str) -> String,
-    currency: Currency,
-) -> Result<i64, ParseError> {
+fn items_total(order: &Order, currency: Currency) -> Result<i64, ParseError> {
     match (&order.total_line_items_price, &order.subtotal_price) {
-        (Some(gross), _) => amount(Some(gross), &at("total_line_items_price"), currency),
-        (None, Some(net)) => amount(Some(net), &at("subtotal_price"), currency),
-        (None, None) => Err(ParseError::missing(at("total_line_items_price"))),
+        (Some(gross), _) => amount(Some(gross), "total_line_items_price", currency),
+        (None, Some(net)) => amount(Some(net), "subtotal_price", currency),
+        (None, None) => Err(ParseError::missing("total_line_items_price")),
     }
 }
 
@@ -207,17 +204,11 @@ fn line(item: &LineItem, path: &str, currency: Currency) -> Result<IncomingLine,
         (None, Some(product)) => Some(numeric_id(Some(product), &format!("{path}.product_id"))?),
         (None, None) => None,
     };
-    let quantity_field = format!("{path}.quantity");
-    let quantity = item
-        .quantity
-        .as_ref()
-        .ok_or_else(|| ParseError::missing(quantity_field.as_str()))?
-        .quantity(&quantity_field)?;
     Ok(IncomingLine {
         sku: non_empty(item.sku.as_deref()),
         item_id,
         name: non_empty(item.name.as_deref()).or_else(|| non_empty(item.title.as_deref())),
-        quantity,
+        quantity: quantity(item.quantity.as_ref(), &format!("{path}.quantity"))?,
         unit_price_minor: amount(item.price.as_ref(), &format!("{path}.price"), currency)?,
     })
 }
@@ -248,23 +239,17 @@ fn state(order: &Order) -> PlatformState {
 }
 
 fn platform_status(order: &Order) -> String {
-    let words = [
-        order.financial_status.as_deref(),
-        order.fulfillment_status.as_deref(),
-    ]
-    .into_iter()
-    .flatten()
-    .map(str::trim)
-    .filter(|word| !word.is_empty())
-    .collect::<Vec<_>>();
-    if words.is_empty() {
-        "unknown".to_owned()
-    } else {
-        words.join("/")
-    }
+    joined(
+        [
+            order.financial_status.as_deref(),
+            order.fulfillment_status.as_deref(),
+        ],
+        "/",
+    )
+    .unwrap_or_else(|| "unknown".to_owned())
 }
 
-fn customer(order: &Order, at: &impl Fn(&str) -> String) -> Result<Customer, ParseError> {
+fn customer(order: &Order) -> Result<Customer, ParseError> {
     let buyer = order.customer.as_ref();
     let place = order.shipping_address.as_ref();
     let name = first_of([
@@ -294,27 +279,7 @@ fn customer(order: &Order, at: &impl Fn(&str) -> String) -> Result<Customer, Par
             place.and_then(|p| non_empty(p.phone.as_deref())),
         ),
     ]);
-    let customer = Customer {
-        customer_id: None,
-        name: name.as_ref().map(|(_, value)| value.clone()),
-        email: email.as_ref().map(|(_, value)| value.clone()),
-        phone: phone.as_ref().map(|(_, value)| value.clone()),
-        locale: None,
-    };
-    customer.validate().map_err(|error| {
-        let source = match &error {
-            PartyError::Email => email.as_ref().map(|(field, _)| *field),
-            PartyError::TooLong { field, .. } | PartyError::Nul { field } => match *field {
-                "customer.email" => email.as_ref().map(|(source, _)| *source),
-                "customer.phone" => phone.as_ref().map(|(source, _)| *source),
-                "customer.name" => name.as_ref().map(|(source, _)| *source),
-                _ => None,
-            },
-            PartyError::Country => None,
-        };
-        ParseError::invalid(at(source.unwrap_or("customer")), error.to_string())
-    })?;
-    Ok(customer)
+    sourced_customer(name, email, phone, "customer")
 }
 
 fn place_name(place: &Place) -> Option<String> {
@@ -322,10 +287,18 @@ fn place_name(place: &Place) -> Option<String> {
         .or_else(|| full_name(place.first_name.as_deref(), place.last_name.as_deref()))
 }
 
-fn shipping_address(
-    place: Option<&Place>,
-    at: &impl Fn(&str) -> String,
-) -> Result<Option<Address>, ParseError> {
+const ADDRESS_PATHS: AddressPaths = AddressPaths {
+    whole: "shipping_address",
+    name: "shipping_address.name",
+    line1: "shipping_address.address1",
+    line2: "shipping_address.address2",
+    city: "shipping_address.city",
+    region: "shipping_address.province_code",
+    postal_code: "shipping_address.zip",
+    country: "shipping_address.country_code",
+};
+
+fn shipping_address(place: Option<&Place>) -> Result<Option<Address>, ParseError> {
     let Some(place) = place else {
         return Ok(None);
     };
@@ -338,91 +311,5 @@ fn shipping_address(
         postal_code: non_empty(place.zip.as_deref()),
         country: non_empty(place.country_code.as_deref()).map(|code| code.to_ascii_uppercase()),
     };
-    if address == Address::default() {
-        return Ok(None);
-    }
-    address.validate().map_err(|error| {
-        let field = match &error {
-            PartyError::TooLong { field, .. } | PartyError::Nul { field } => match *field {
-                "shipping_address.name" => Some("name"),
-                "shipping_address.line1" => Some("address1"),
-                "shipping_address.line2" => Some("address2"),
-                "shipping_address.city" => Some("city"),
-                "shipping_address.region" => Some("province_code"),
-                "shipping_address.postal_code" => Some("zip"),
-                _ => None,
-            },
-            PartyError::Country => Some("country_code"),
-            PartyError::Email => None,
-        };
-        let path = match field {
-            Some(field) => format!("shipping_address.{field}"),
-            None => "shipping_address".to_owned(),
-        };
-        ParseError::invalid(at(&path), error.to_string())
-    })?;
-    Ok(Some(address))
-}
-
-/// The first candidate that has a value, with the field it came from.
-fn first_of<const N: usize>(
-    candidates: [(&'static str, Option<String>); N],
-) -> Option<(&'static str, String)> {
-    candidates
-        .into_iter()
-        .find_map(|(field, value)| value.map(|value| (field, value)))
-}
-
-fn numeric_id(id: Option<&Exact>, field: &str) -> Result<String, ParseError> {
-    let digits = id.ok_or_else(|| ParseError::missing(field))?.id(field)?;
-    if digits.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(digits)
-    } else {
-        Err(ParseError::invalid(
-            field,
-            format!("{digits:?} is not a numeric id"),
-        ))
-    }
-}
-
-fn amount(value: Option<&Exact>, field: &str, currency: Currency) -> Result<i64, ParseError> {
-    let minor = value
-        .ok_or_else(|| ParseError::missing(field))?
-        .minor(field, currency)?;
-    if minor < 0 {
-        return Err(ParseError::invalid(field, "must not be negative"));
-    }
-    Ok(minor)
-}
-
-/// An amount the platform leaves out (or sends as `null`) when there is none of it.
-fn optional_amount(
-    value: Option<&Exact>,
-    field: &str,
-    currency: Currency,
-) -> Result<i64, ParseError> {
-    match value {
-        Some(value) if value.text().is_some() => amount(Some(value), field, currency),
-        _ => Ok(0),
-    }
-}
-
-/// [`timestamp::parse`] names its field statically; this names the path in the payload.
-fn instant(field: String, text: &str) -> Result<time::OffsetDateTime, ParseError> {
-    timestamp::parse("timestamp", text).map_err(|error| match error {
-        ParseError::Invalid { reason, .. } => ParseError::Invalid { field, reason },
-        other => other,
-    })
-}
-
-/// Serde reads a struct from a JSON array too, field by field in order; an order is only
-/// ever an object, and a list of orders is the caller's to split.
-fn refuse_array(body: &[u8]) -> Result<(), ParseError> {
-    match body.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'[') => Err(ParseError::Json {
-            path: ".".to_owned(),
-            message: "invalid type: sequence, expected an order object".to_owned(),
-        }),
-        _ => Ok(()),
-    }
+    validated_address(address, &ADDRESS_PATHS)
 }

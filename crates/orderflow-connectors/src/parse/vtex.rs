@@ -17,10 +17,10 @@ use orderflow_domain::party::{Address, Customer};
 use serde::Deserialize;
 
 use super::country::alpha2_from_alpha3;
-use super::{Exact, ParseError, currency, from_json, full_name, non_empty};
+use super::fields::{created_and_updated, optional_id, quantity, required_currency, required_list};
+use super::{Exact, ParseError, from_json, full_name, joined, non_empty};
 use crate::incoming::{IncomingLine, IncomingOrder, PlatformState, Totals};
 use crate::platform::Platform;
-use crate::timestamp;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -127,17 +127,10 @@ pub fn parse(body: &[u8]) -> Result<IncomingOrder, ParseError> {
         .unwrap_or_default()
         .trim()
         .to_owned();
-    let created_at = timestamp::parse(
-        "creationDate",
-        order
-            .creation_date
-            .as_deref()
-            .ok_or_else(|| ParseError::missing("creationDate"))?,
+    let (created_at, updated_at) = created_and_updated(
+        ("creationDate", order.creation_date.as_deref()),
+        ("lastChange", order.last_change.as_deref()),
     )?;
-    let updated_at = match order.last_change.as_deref() {
-        Some(text) => timestamp::parse("lastChange", text)?,
-        None => created_at,
-    };
     let customer = customer(
         order.client_profile_data.as_ref(),
         order.client_preferences_data.as_ref(),
@@ -176,10 +169,12 @@ pub fn parse(body: &[u8]) -> Result<IncomingOrder, ParseError> {
 fn store_currency(preferences: Option<&StorePreferences>) -> Result<Currency, ParseError> {
     const CODE: &str = "storePreferencesData.currencyCode";
     const DIGITS: &str = "storePreferencesData.currencyFormatInfo.CurrencyDecimalDigits";
-    let code = preferences
-        .and_then(|p| p.currency_code.as_deref())
-        .ok_or_else(|| ParseError::missing(CODE))?;
-    let currency = currency(CODE, code.trim())?;
+    let currency = required_currency(
+        CODE,
+        preferences
+            .and_then(|p| p.currency_code.as_deref())
+            .map(str::trim),
+    )?;
     let digits = preferences
         .and_then(|p| p.currency_format_info.as_ref())
         .and_then(|info| info.decimal_digits.as_ref())
@@ -265,20 +260,12 @@ fn totals(value: Option<&Exact>, totals: Option<&[Total]>) -> Result<Totals, Par
 }
 
 fn lines(items: Option<&[Item]>) -> Result<Vec<IncomingLine>, ParseError> {
-    let items = items.unwrap_or_default();
-    if items.is_empty() {
-        return Err(ParseError::missing("items"));
-    }
-    items
+    required_list(items, "items")?
         .iter()
         .enumerate()
         .map(|(index, item)| {
             let at = |field: &str| format!("items[{index}].{field}");
-            let quantity = item
-                .quantity
-                .as_ref()
-                .ok_or_else(|| ParseError::missing(at("quantity")))?
-                .quantity(&at("quantity"))?;
+            let quantity = quantity(item.quantity.as_ref(), &at("quantity"))?;
             let (price, field) = match (&item.selling_price, &item.price) {
                 (Some(selling), _) if selling.text().is_some() => (selling, at("sellingPrice")),
                 (_, Some(price)) => (price, at("price")),
@@ -288,10 +275,7 @@ fn lines(items: Option<&[Item]>) -> Result<Vec<IncomingLine>, ParseError> {
             if unit_price_minor < 0 {
                 return Err(ParseError::invalid(field, "a unit price is not negative"));
             }
-            let item_id = match &item.id {
-                Some(id) if id.text().is_some() => Some(id.id(&at("id"))?),
-                _ => None,
-            };
+            let item_id = optional_id(item.id.as_ref(), &at("id"))?;
             Ok(IncomingLine {
                 sku: non_empty(item.ref_id.as_deref())
                     .or_else(|| non_empty(item.seller_sku.as_deref())),
@@ -336,16 +320,9 @@ fn shipping_address(address: &VtexAddress) -> Result<Address, ParseError> {
         ),
         None => None,
     };
-    let line1 = [address.street.as_deref(), address.number.as_deref()]
-        .into_iter()
-        .flatten()
-        .map(str::trim)
-        .filter(|part| !part.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
     let address = Address {
         name: non_empty(address.receiver_name.as_deref()),
-        line1: non_empty(Some(line1.as_str())),
+        line1: joined([address.street.as_deref(), address.number.as_deref()], " "),
         line2: non_empty(address.complement.as_deref()),
         city: non_empty(address.city.as_deref()),
         region: non_empty(address.state.as_deref()),

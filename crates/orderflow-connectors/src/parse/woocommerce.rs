@@ -5,13 +5,16 @@
 //! `line_items`, and the caller, which knows the topic, handles it.
 
 use orderflow_domain::money::Currency;
-use orderflow_domain::party::{Address, Customer, PartyError};
+use orderflow_domain::party::{Address, Customer};
 use serde::Deserialize;
 
-use super::{Exact, ParseError, currency, from_json, full_name, non_empty};
+use super::fields::{
+    AddressPaths, amount, created_and_updated, first_of, numeric_id, optional_amount, quantity,
+    refuse_array, required_currency, required_list, sourced_customer, validated_address,
+};
+use super::{Exact, ParseError, from_json, full_name, non_empty};
 use crate::incoming::{IncomingLine, IncomingOrder, PlatformState, Totals};
 use crate::platform::Platform;
-use crate::timestamp;
 
 // Every field is optional to serde so that what is missing is reported by its path, in the
 // order the fields matter: a deletion body lacks `line_items` before anything else.
@@ -75,15 +78,8 @@ pub fn parse(body: &[u8]) -> Result<IncomingOrder, ParseError> {
     let order: Order = from_json(body)?;
 
     let external_id = numeric_id(order.id.as_ref(), "id")?;
-    let items = order.line_items.as_deref().unwrap_or_default();
-    if items.is_empty() {
-        return Err(ParseError::missing("line_items"));
-    }
-    let currency_text = order
-        .currency
-        .as_deref()
-        .ok_or_else(|| ParseError::missing("currency"))?;
-    let currency = currency("currency", currency_text)?;
+    let items = required_list(order.line_items.as_deref(), "line_items")?;
+    let currency = required_currency("currency", order.currency.as_deref())?;
     let status = non_empty(order.status.as_deref()).ok_or_else(|| ParseError::missing("status"))?;
 
     let mut lines = Vec::with_capacity(items.len());
@@ -99,15 +95,10 @@ pub fn parse(body: &[u8]) -> Result<IncomingOrder, ParseError> {
 
     // The `*_gmt` twins are UTC; the plain ones are in the site's zone, which the payload
     // does not name, so they are never used.
-    let created_text = order
-        .date_created_gmt
-        .as_deref()
-        .ok_or_else(|| ParseError::missing("date_created_gmt"))?;
-    let created_at = timestamp::parse("date_created_gmt", created_text)?;
-    let updated_at = match order.date_modified_gmt.as_deref() {
-        Some(text) => timestamp::parse("date_modified_gmt", text)?,
-        None => created_at,
-    };
+    let (created_at, updated_at) = created_and_updated(
+        ("date_created_gmt", order.date_created_gmt.as_deref()),
+        ("date_modified_gmt", order.date_modified_gmt.as_deref()),
+    )?;
 
     let shipping_method = order
         .shipping_lines
@@ -165,19 +156,13 @@ fn line(item: &LineItem, path: &str, currency: Currency) -> Result<IncomingLine,
         Some(id) => Some(id),
         None => known_id(item.product_id.as_ref(), &format!("{path}.product_id"))?,
     };
-    let quantity_field = format!("{path}.quantity");
-    let quantity = item
-        .quantity
-        .as_ref()
-        .ok_or_else(|| ParseError::missing(quantity_field.as_str()))?
-        .quantity(&quantity_field)?;
     Ok(IncomingLine {
         sku: non_empty(item.sku.as_deref()),
         item_id,
         // Variation names are built by WooCommerce with `&ndash;` between product and
         // attributes.
         name: non_empty(item.name.as_deref()).map(|name| decode_entities(&name)),
-        quantity,
+        quantity: quantity(item.quantity.as_ref(), &format!("{path}.quantity"))?,
         unit_price_minor: amount(item.price.as_ref(), &format!("{path}.price"), currency)?,
     })
 }
@@ -211,32 +196,23 @@ fn customer(billing: Option<&Contact>, shipping: Option<&Contact>) -> Result<Cus
             shipping.and_then(|c| non_empty(c.phone.as_deref())),
         ),
     ]);
-    let customer = Customer {
-        customer_id: None,
-        name: name.as_ref().map(|(_, value)| value.clone()),
-        email: email.as_ref().map(|(_, value)| value.clone()),
-        phone: phone.as_ref().map(|(_, value)| value.clone()),
-        locale: None,
-    };
-    customer.validate().map_err(|error| {
-        let source = match &error {
-            PartyError::Email => email.as_ref().map(|(field, _)| *field),
-            PartyError::TooLong { field, .. } | PartyError::Nul { field } => match *field {
-                "customer.email" => email.as_ref().map(|(source, _)| *source),
-                "customer.phone" => phone.as_ref().map(|(source, _)| *source),
-                "customer.name" => name.as_ref().map(|(source, _)| *source),
-                _ => None,
-            },
-            PartyError::Country => None,
-        };
-        ParseError::invalid(source.unwrap_or("billing"), error.to_string())
-    })?;
-    Ok(customer)
+    sourced_customer(name, email, phone, "billing")
 }
 
 fn contact_name(contact: &Contact) -> Option<String> {
     full_name(contact.first_name.as_deref(), contact.last_name.as_deref())
 }
+
+const ADDRESS_PATHS: AddressPaths = AddressPaths {
+    whole: "shipping",
+    name: "shipping.first_name",
+    line1: "shipping.address_1",
+    line2: "shipping.address_2",
+    city: "shipping.city",
+    region: "shipping.state",
+    postal_code: "shipping.postcode",
+    country: "shipping.country",
+};
 
 fn shipping_address(shipping: Option<&Contact>) -> Result<Option<Address>, ParseError> {
     let Some(shipping) = shipping else {
@@ -254,26 +230,7 @@ fn shipping_address(shipping: Option<&Contact>) -> Result<Option<Address>, Parse
         country: non_empty(shipping.country.as_deref()).map(|code| code.to_ascii_uppercase()),
     };
     // A virtual order ships nowhere and WooCommerce sends every shipping field empty.
-    if address == Address::default() {
-        return Ok(None);
-    }
-    address.validate().map_err(|error| {
-        let field = match &error {
-            PartyError::TooLong { field, .. } | PartyError::Nul { field } => match *field {
-                "shipping_address.name" => "shipping.first_name",
-                "shipping_address.line1" => "shipping.address_1",
-                "shipping_address.line2" => "shipping.address_2",
-                "shipping_address.city" => "shipping.city",
-                "shipping_address.region" => "shipping.state",
-                "shipping_address.postal_code" => "shipping.postcode",
-                _ => "shipping",
-            },
-            PartyError::Country => "shipping.country",
-            PartyError::Email => "shipping",
-        };
-        ParseError::invalid(field, error.to_string())
-    })?;
-    Ok(Some(address))
+    validated_address(address, &ADDRESS_PATHS)
 }
 
 /// WooCommerce's state codes are upper-case letters and digits (`CA`, `RJ`, `JP13`), at
@@ -368,59 +325,4 @@ fn reference(name: &str) -> Option<char> {
         "cent" => '¢',
         _ => return None,
     })
-}
-
-/// The first candidate that has a value, with the field it came from.
-fn first_of<const N: usize>(
-    candidates: [(&'static str, Option<String>); N],
-) -> Option<(&'static str, String)> {
-    candidates
-        .into_iter()
-        .find_map(|(field, value)| value.map(|value| (field, value)))
-}
-
-fn numeric_id(id: Option<&Exact>, field: &str) -> Result<String, ParseError> {
-    let digits = id.ok_or_else(|| ParseError::missing(field))?.id(field)?;
-    if digits.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(digits)
-    } else {
-        Err(ParseError::invalid(
-            field,
-            format!("{digits:?} is not a numeric id"),
-        ))
-    }
-}
-
-fn amount(value: Option<&Exact>, field: &str, currency: Currency) -> Result<i64, ParseError> {
-    let minor = value
-        .ok_or_else(|| ParseError::missing(field))?
-        .minor(field, currency)?;
-    if minor < 0 {
-        return Err(ParseError::invalid(field, "must not be negative"));
-    }
-    Ok(minor)
-}
-
-/// An amount the platform leaves out (or sends as `null`) when there is none of it.
-fn optional_amount(
-    value: Option<&Exact>,
-    field: &str,
-    currency: Currency,
-) -> Result<i64, ParseError> {
-    match value {
-        Some(value) if value.text().is_some() => amount(Some(value), field, currency),
-        _ => Ok(0),
-    }
-}
-
-/// Serde reads a struct from a JSON array too, field by field in order; an order is only
-/// ever an object, and a list of orders is the caller's to split.
-fn refuse_array(body: &[u8]) -> Result<(), ParseError> {
-    match body.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'[') => Err(ParseError::Json {
-            path: ".".to_owned(),
-            message: "invalid type: sequence, expected an order object".to_owned(),
-        }),
-        _ => Ok(()),
-    }
 }
