@@ -374,6 +374,7 @@ impl Worker {
         let placed = self
             .store
             .place_order(PlaceOrder {
+                run: None,
                 order_id,
                 store_id: store.store_id.clone(),
                 lines,

@@ -251,3 +251,12 @@ pub(crate) fn inbox_conditions(scope: &Scope, filter: &InboxFilter) -> Vec<(&'st
     }
     conditions
 }
+
+/// Runs belong to a store; a customer's token sees none.
+pub(crate) fn run_visible(scope: &Scope, store_id: &orderflow_domain::StoreId) -> bool {
+    match scope {
+        Scope::Everything => true,
+        Scope::Store(own) => own == store_id,
+        Scope::Customer(..) => false,
+    }
+}

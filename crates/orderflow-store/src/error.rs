@@ -28,6 +28,10 @@ pub enum Error {
     IdempotencyKeyReused,
     #[error("lines are priced in more than one currency")]
     MixedCurrencies,
+    #[error("the step's lease was taken over or the step was finished by someone else")]
+    LeaseLost,
+    #[error("{0}")]
+    InvalidAction(String),
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("stored data is inconsistent: {0}")]

@@ -9,6 +9,7 @@ mod common;
 mod error;
 mod model;
 pub mod postgres;
+mod runs;
 pub mod scratch;
 pub mod sqlite;
 
@@ -18,6 +19,7 @@ use time::OffsetDateTime;
 
 pub use error::{Error, Result};
 pub use model::*;
+pub use runs::*;
 
 /// Opens the backend named by a `sqlite://path` or `postgres://…` URL and brings its schema up
 /// to date.
@@ -163,4 +165,69 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Forward>;
     /// Makes every dead forward the scope sees due now; returns how many.
     async fn retry_dead_forwards(&self, scope: &Scope, now: OffsetDateTime) -> Result<u64>;
+
+    /// Creates a run with its steps, or finds the run already started with its dedupe key.
+    async fn start_run(&self, start: StartRun) -> Result<RunStarted>;
+    /// Leases up to `claim.limit` due steps: ready ones whose time has come, oldest first, and
+    /// running ones whose lease expired (their worker died); each lease starts an attempt.
+    async fn claim_steps(&self, claim: Claim) -> Result<Vec<ClaimedStep>>;
+    /// Extends a lease the worker still holds; [`Error::LeaseLost`] when it does not.
+    async fn heartbeat(
+        &self,
+        run_id: &str,
+        step: &str,
+        attempt: u32,
+        worker: &str,
+        lease_until: OffsetDateTime,
+    ) -> Result<()>;
+    /// Records how an attempt ended and lets `planner` decide what follows, in one transaction
+    /// with the run locked. [`Error::LeaseLost`] when the worker no longer holds the step.
+    async fn finish_step(
+        &self,
+        finish: FinishStep,
+        planner: std::sync::Arc<dyn RunPlanner>,
+    ) -> Result<Finished>;
+    /// Cancels a run: steps not yet started are cancelled, running ones finish, and whatever
+    /// the planner then makes ready (compensation) still runs.
+    async fn cancel_run(
+        &self,
+        scope: &Scope,
+        run_id: &str,
+        now: OffsetDateTime,
+        planner: std::sync::Arc<dyn RunPlanner>,
+    ) -> Result<Run>;
+    /// An operator's retry or skip of one step.
+    async fn act_on_step(
+        &self,
+        scope: &Scope,
+        run_id: &str,
+        step: &str,
+        action: StepAction,
+        now: OffsetDateTime,
+        planner: std::sync::Arc<dyn RunPlanner>,
+    ) -> Result<Run>;
+    /// A run with its steps and every attempt.
+    async fn get_run(&self, scope: &Scope, run_id: &str) -> Result<Run>;
+    /// Newest first, without steps.
+    async fn list_runs(&self, scope: &Scope, filter: RunFilter) -> Result<Page<Run>>;
+    /// When the earliest ready step falls due or the earliest lease runs out, so that an idle
+    /// worker sleeps exactly as long as it may.
+    async fn next_step_due(&self) -> Result<Option<OffsetDateTime>>;
+    /// Fires whenever new work may be claimable (a run started, a step made ready), on this
+    /// node and, on PostgreSQL, on every node.
+    fn work_signal(&self) -> std::sync::Arc<tokio::sync::Notify>;
+
+    /// Leases up to `limit` alerts that are due to be sent.
+    async fn claim_alerts(
+        &self,
+        limit: u32,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<Vec<Alert>>;
+    async fn record_alert(
+        &self,
+        alert_id: &str,
+        outcome: AlertOutcome,
+        now: OffsetDateTime,
+    ) -> Result<()>;
 }

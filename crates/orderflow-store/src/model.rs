@@ -206,6 +206,8 @@ pub struct PlaceOrder {
     pub idempotency: Option<Idempotency>,
     /// Set when the order comes from a storefront rather than the API.
     pub source: Option<OrderSource>,
+    /// The workflow run that carries the order on, started in the same transaction.
+    pub run: Option<crate::runs::NewRun>,
     pub now: OffsetDateTime,
 }
 

@@ -521,6 +521,7 @@ async fn placing_an_order_reserves_every_line_and_confirms_it(store: Arc<dyn Sto
         ..Address::default()
     };
     let request = PlaceOrder {
+        run: None,
         customer: Some(customer("c-1")),
         shipping_address: Some(address.clone()),
         ..order(&shop, &[("a", 4), ("b", 1)])
@@ -637,6 +638,7 @@ async fn a_partial_order_reserves_what_is_available_and_backorders_the_rest(stor
     let shop = StoreId::default_store();
     stock(&*store, &shop, &[("a", 100, 2), ("b", 10, 5), ("c", 1, 0)]).await;
     let request = PlaceOrder {
+        run: None,
         allow_partial: true,
         ..order(&shop, &[("a", 5), ("b", 1), ("c", 2)])
     };
@@ -716,6 +718,7 @@ async fn an_order_for_an_unknown_product_is_refused_and_changes_nothing(store: A
         Refusal::UnknownProducts(vec![pid("ghost"), pid("phantom")])
     );
     let partial = PlaceOrder {
+        run: None,
         allow_partial: true,
         ..order(&shop, &[("a", 1), ("ghost", 1)])
     };
@@ -763,6 +766,7 @@ async fn an_order_priced_in_more_than_one_currency_is_refused_and_changes_nothin
 
 fn keyed(store_id: &StoreId, key: &str, hash: &str) -> PlaceOrder {
     PlaceOrder {
+        run: None,
         idempotency: Some(Idempotency {
             key: key.into(),
             request_hash: hash.into(),
@@ -909,6 +913,7 @@ async fn an_order_is_visible_only_within_its_store_and_to_its_own_customer(store
     let placed = placed(
         &*store,
         PlaceOrder {
+            run: None,
             customer: Some(customer("c-1")),
             ..order(&shop, &[("a", 2)])
         },
@@ -1148,6 +1153,7 @@ async fn an_address_only_edit_keeps_the_lines_and_bumps_the_version(store: Arc<d
     let before = placed(
         &*store,
         PlaceOrder {
+            run: None,
             shipping_address: Some(old_address),
             ..order(&shop, &[("a", 3)])
         },
@@ -1192,6 +1198,7 @@ async fn editing_a_backordered_order_so_that_everything_is_reserved_confirms_it(
     let before = placed(
         &*store,
         PlaceOrder {
+            run: None,
             allow_partial: true,
             ..order(&shop, &[("a", 5)])
         },
@@ -1353,6 +1360,7 @@ async fn cancelling_a_backordered_order_releases_only_what_it_reserved(store: Ar
     let partial = placed(
         &*store,
         PlaceOrder {
+            run: None,
             allow_partial: true,
             ..order(&shop, &[("a", 5), ("b", 2)])
         },
@@ -1459,6 +1467,7 @@ async fn orders_are_listed_by_scope_and_filtered_by_status_customer_and_store(
     stock(&*store, &shop, &[("a", 100, 100)]).await;
     stock(&*store, &acme, &[("a", 100, 100)]).await;
     let place = |store_id: &StoreId, who: Option<&str>| PlaceOrder {
+        run: None,
         customer: who.map(customer),
         ..order(store_id, &[("a", 1)])
     };
@@ -1628,6 +1637,7 @@ async fn workload_task(store: Arc<dyn Store>, seed: u64) -> WorkloadOutcome {
         if live.is_empty() || choice < 4 {
             let count = rng.random_range(2..=3);
             let request = PlaceOrder {
+                run: None,
                 allow_partial: rng.random_bool(0.3),
                 ..order(&shop, &random_lines(&mut rng, count))
             };

@@ -39,6 +39,7 @@ fn storefront_order(
     unmanaged: bool,
 ) -> PlaceOrder {
     PlaceOrder {
+        run: None,
         allow_partial: true,
         idempotency: Some(Idempotency {
             key: format!("intake:{external_id}"),

@@ -353,6 +353,7 @@ pub async fn place(
     let placed = state
         .store
         .place_order(PlaceOrder {
+            run: None,
             order_id: new_order_id(now),
             store_id,
             lines,

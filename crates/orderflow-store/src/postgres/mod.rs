@@ -45,6 +45,8 @@ macro_rules! product_columns {
 
 mod intake;
 mod orders;
+mod runs;
+mod signal;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -60,6 +62,7 @@ use tokio_postgres::{NoTls, Row, Statement};
 use crate::common::{self, from_micros, micros, parse};
 use crate::error::{Error, Result};
 use crate::model::*;
+use crate::runs::*;
 
 mod embedded {
     refinery::embed_migrations!("migrations/postgres");
@@ -110,6 +113,7 @@ async fn prepare_all<const N: usize>(
 
 pub struct PostgresStore {
     pool: Pool,
+    signal: signal::WorkSignal,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -131,6 +135,7 @@ impl PostgresStore {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         migrate(&config).await?;
+        let signal = signal::WorkSignal::new(config.clone());
         // Every statement here is a keyed lookup or write whose generic plan is the right one,
         // but with array parameters PostgreSQL's cost model keeps choosing custom plans, and
         // re-planning each execution cost as much CPU as executing (docs/BENCHMARKS.md).
@@ -152,7 +157,7 @@ impl PostgresStore {
             .wait_timeout(Some(POOL_WAIT))
             .build()
             .map_err(|error| Error::Config(error.to_string()))?;
-        Ok(Self { pool })
+        Ok(Self { pool, signal })
     }
 }
 
@@ -424,7 +429,11 @@ impl crate::Store for PostgresStore {
 
     async fn place_order(&self, order: PlaceOrder) -> Result<Placement> {
         let mut client = self.pool.get().await?;
-        orders::place_order(&mut client, &order).await
+        let placement = orders::place_order(&mut client, &order).await?;
+        if order.run.is_some() && !placement.replayed {
+            self.signal.announce();
+        }
+        Ok(placement)
     }
 
     async fn get_order(&self, scope: &Scope, order_id: &OrderId) -> Result<Order> {
@@ -620,6 +629,121 @@ impl crate::Store for PostgresStore {
     async fn retry_dead_forwards(&self, scope: &Scope, now: OffsetDateTime) -> Result<u64> {
         let client = self.pool.get().await?;
         intake::retry_dead(&client, scope, now).await
+    }
+
+    async fn start_run(&self, start: StartRun) -> Result<RunStarted> {
+        let mut client = self.pool.get().await?;
+        let started = runs::start_run(&mut client, &start).await?;
+        if started.created {
+            self.signal.announce();
+        }
+        Ok(started)
+    }
+
+    async fn claim_steps(&self, claim: Claim) -> Result<Vec<ClaimedStep>> {
+        let mut client = self.pool.get().await?;
+        runs::claim(&mut client, &claim).await
+    }
+
+    async fn heartbeat(
+        &self,
+        run_id: &str,
+        step: &str,
+        attempt: u32,
+        worker: &str,
+        lease_until: OffsetDateTime,
+    ) -> Result<()> {
+        let client = self.pool.get().await?;
+        runs::heartbeat(&client, run_id, step, attempt, worker, lease_until).await
+    }
+
+    async fn finish_step(
+        &self,
+        finish: FinishStep,
+        planner: std::sync::Arc<dyn RunPlanner>,
+    ) -> Result<Finished> {
+        let mut client = self.pool.get().await?;
+        let finished = runs::finish(&mut client, &finish, planner.as_ref()).await?;
+        if finished.left_ready > 0 {
+            self.signal.announce();
+        }
+        Ok(finished)
+    }
+
+    async fn cancel_run(
+        &self,
+        scope: &Scope,
+        run_id: &str,
+        now: OffsetDateTime,
+        planner: std::sync::Arc<dyn RunPlanner>,
+    ) -> Result<Run> {
+        let mut client = self.pool.get().await?;
+        runs::cancel(&mut client, scope, run_id, now, planner.as_ref()).await?;
+        self.signal.announce();
+        runs::read_run(&client, scope, run_id).await
+    }
+
+    async fn act_on_step(
+        &self,
+        scope: &Scope,
+        run_id: &str,
+        step: &str,
+        action: StepAction,
+        now: OffsetDateTime,
+        planner: std::sync::Arc<dyn RunPlanner>,
+    ) -> Result<Run> {
+        let mut client = self.pool.get().await?;
+        runs::act(
+            &mut client,
+            scope,
+            run_id,
+            step,
+            &action,
+            now,
+            planner.as_ref(),
+        )
+        .await?;
+        self.signal.announce();
+        runs::read_run(&client, scope, run_id).await
+    }
+
+    async fn get_run(&self, scope: &Scope, run_id: &str) -> Result<Run> {
+        let client = self.pool.get().await?;
+        runs::read_run(&client, scope, run_id).await
+    }
+
+    async fn list_runs(&self, scope: &Scope, filter: RunFilter) -> Result<Page<Run>> {
+        let client = self.pool.get().await?;
+        runs::list(&client, scope, &filter).await
+    }
+
+    async fn next_step_due(&self) -> Result<Option<OffsetDateTime>> {
+        let client = self.pool.get().await?;
+        runs::next_due(&client).await
+    }
+
+    fn work_signal(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.signal.subscribe()
+    }
+
+    async fn claim_alerts(
+        &self,
+        limit: u32,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<Vec<Alert>> {
+        let client = self.pool.get().await?;
+        runs::claim_alerts(&client, limit, now, lease_until).await
+    }
+
+    async fn record_alert(
+        &self,
+        alert_id: &str,
+        outcome: AlertOutcome,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let client = self.pool.get().await?;
+        runs::record_alert(&client, alert_id, &outcome, now).await
     }
 }
 

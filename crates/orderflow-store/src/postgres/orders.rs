@@ -115,7 +115,7 @@ const READ_PRODUCTS: &str =
 /// Places a planned order in one statement, so in one round trip and one implicit transaction:
 /// reserve (the `reserved <= on_hand` CHECK refuses the whole statement if the plan went stale
 /// meanwhile), insert the order, its lines, backorders and first two timeline entries, and
-/// claim the idempotency key. `locked` takes the product locks in product-id order, the order
+/// claim the idempotency key and start the order's workflow run. `locked` takes the product locks in product-id order, the order
 /// every writer uses, so that placements, edits and cancellations never deadlock.
 const PLACE: &str = concat!(
     "WITH locked AS MATERIALIZED (
@@ -163,6 +163,21 @@ const PLACE: &str = concat!(
          SELECT $1, $19::TEXT, $20::TEXT, $21::TEXT::JSONB, ",
     at_micros!("$6"),
     " WHERE $19::TEXT IS NOT NULL
+     ), run AS (
+         INSERT INTO runs (run_id, workflow, store_id, order_id, status, input, created_at, updated_at)
+         SELECT $27::TEXT, $28::TEXT, $1, $7, 'running', $29::TEXT, ",
+    at_micros!("$6"),
+    ", ",
+    at_micros!("$6"),
+    " WHERE $27::TEXT IS NOT NULL
+     ), steps AS (
+         INSERT INTO run_steps (run_id, step, position, status, due_at)
+         SELECT $27::TEXT, s.step, s.position - 1, CASE WHEN s.ready THEN 'ready' ELSE 'waiting' END,
+                CASE WHEN s.ready THEN ",
+    at_micros!("$6"),
+    " END
+         FROM unnest($30::TEXT[], $31::BOOLEAN[]) WITH ORDINALITY AS s (step, ready, position)
+         WHERE $27::TEXT IS NOT NULL
      )
      SELECT count(*) AS reserved FROM reserve"
 );
@@ -268,7 +283,16 @@ async fn try_place_order(client: &Client, order: &PlaceOrder) -> Result<Attempt>
     let source_updated_at = order.source.as_ref().map(|s| micros(s.updated_at));
     let source = order.source.as_ref().map(|s| s.document.as_str());
     let first_note = order.source.as_ref().map_or("placed", |s| s.note.as_str());
-    let params: [Param<'_>; 26] = [
+    let run_id = order.run.as_ref().map(|r| r.run_id.as_str());
+    let workflow = order.run.as_ref().map(|r| r.workflow.as_str());
+    let run_input = order.run.as_ref().map(|r| r.input.as_str());
+    let (step_names, step_ready): (Vec<&str>, Vec<bool>) = order
+        .run
+        .iter()
+        .flat_map(|r| &r.steps)
+        .map(|s| (s.name.as_str(), s.ready))
+        .unzip();
+    let params: [Param<'_>; 31] = [
         &store_id,
         &reserve_ids,
         &reserve_quantities,
@@ -295,6 +319,11 @@ async fn try_place_order(client: &Client, order: &PlaceOrder) -> Result<Attempt>
         &source,
         &first_note,
         &reserving,
+        &run_id,
+        &workflow,
+        &run_input,
+        &step_names,
+        &step_ready,
     ];
     let place = client.prepare_cached(PLACE).await?;
     let reserved: i64 = match client.query_one(&place, &params).await {

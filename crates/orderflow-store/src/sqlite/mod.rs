@@ -3,6 +3,7 @@
 
 mod checkpointer;
 mod intake;
+mod runs;
 mod writer;
 
 use std::collections::HashMap;
@@ -20,6 +21,7 @@ use time::OffsetDateTime;
 use crate::common::{self, from_micros, live_statuses_sql, micros, parse};
 use crate::error::{Error, Result};
 use crate::model::*;
+use crate::runs::*;
 use writer::Writer;
 
 mod embedded {
@@ -44,6 +46,8 @@ fn is_unique_violation(error: &rusqlite::Error) -> bool {
 #[derive(Debug)]
 pub struct SqliteStore {
     writer: Writer,
+    /// In-process wake-up for workers: one process owns the file's writer.
+    work: Arc<tokio::sync::Notify>,
     readers: Arc<ReaderPool>,
     _checkpointer: checkpointer::Checkpointer,
 }
@@ -154,6 +158,7 @@ impl SqliteStore {
             });
             Ok(Self {
                 writer,
+                work: Arc::new(tokio::sync::Notify::new()),
                 readers,
                 _checkpointer: checkpointer,
             })
@@ -392,7 +397,12 @@ impl crate::Store for SqliteStore {
     }
 
     async fn place_order(&self, order: PlaceOrder) -> Result<Placement> {
-        self.writer.write(move |c| place_order(c, &order)).await
+        let starts_run = order.run.is_some();
+        let placement = self.writer.write(move |c| place_order(c, &order)).await?;
+        if starts_run && !placement.replayed {
+            self.work.notify_one();
+        }
+        Ok(placement)
     }
 
     async fn get_order(&self, scope: &Scope, order_id: &OrderId) -> Result<Order> {
@@ -610,6 +620,139 @@ impl crate::Store for SqliteStore {
         let scope = scope.clone();
         self.writer
             .write(move |c| intake::retry_dead(c, &scope, now))
+            .await
+    }
+
+    async fn start_run(&self, start: StartRun) -> Result<RunStarted> {
+        let started = self
+            .writer
+            .write(move |c| {
+                runs::insert_run(
+                    c,
+                    &start.run,
+                    &start.store_id,
+                    start.order_id.as_ref(),
+                    start.now,
+                )
+            })
+            .await?;
+        if started.created {
+            self.work.notify_one();
+        }
+        Ok(started)
+    }
+
+    async fn claim_steps(&self, claim: Claim) -> Result<Vec<ClaimedStep>> {
+        self.writer.write(move |c| runs::claim(c, &claim)).await
+    }
+
+    async fn heartbeat(
+        &self,
+        run_id: &str,
+        step: &str,
+        attempt: u32,
+        worker: &str,
+        lease_until: OffsetDateTime,
+    ) -> Result<()> {
+        let (run_id, step, worker) = (run_id.to_owned(), step.to_owned(), worker.to_owned());
+        self.writer
+            .write(move |c| runs::heartbeat(c, &run_id, &step, attempt, &worker, lease_until))
+            .await
+    }
+
+    async fn finish_step(
+        &self,
+        finish: FinishStep,
+        planner: Arc<dyn RunPlanner>,
+    ) -> Result<Finished> {
+        let finished = self
+            .writer
+            .write(move |c| runs::finish(c, &finish, planner.as_ref()))
+            .await?;
+        if finished.left_ready > 0 {
+            self.work.notify_one();
+        }
+        Ok(finished)
+    }
+
+    async fn cancel_run(
+        &self,
+        scope: &Scope,
+        run_id: &str,
+        now: OffsetDateTime,
+        planner: Arc<dyn RunPlanner>,
+    ) -> Result<Run> {
+        let (scope, run_id) = (scope.clone(), run_id.to_owned());
+        let run = self
+            .writer
+            .write(move |c| {
+                runs::cancel(c, &scope, &run_id, now, planner.as_ref())?;
+                runs::read_run(c, &scope, &run_id)
+            })
+            .await?;
+        self.work.notify_one();
+        Ok(run)
+    }
+
+    async fn act_on_step(
+        &self,
+        scope: &Scope,
+        run_id: &str,
+        step: &str,
+        action: StepAction,
+        now: OffsetDateTime,
+        planner: Arc<dyn RunPlanner>,
+    ) -> Result<Run> {
+        let (scope, run_id, step) = (scope.clone(), run_id.to_owned(), step.to_owned());
+        let run = self
+            .writer
+            .write(move |c| {
+                runs::act(c, &scope, &run_id, &step, &action, now, planner.as_ref())?;
+                runs::read_run(c, &scope, &run_id)
+            })
+            .await?;
+        self.work.notify_one();
+        Ok(run)
+    }
+
+    async fn get_run(&self, scope: &Scope, run_id: &str) -> Result<Run> {
+        let (scope, run_id) = (scope.clone(), run_id.to_owned());
+        self.read(move |c| runs::read_run(c, &scope, &run_id)).await
+    }
+
+    async fn list_runs(&self, scope: &Scope, filter: RunFilter) -> Result<Page<Run>> {
+        let scope = scope.clone();
+        self.read(move |c| runs::list(c, &scope, &filter)).await
+    }
+
+    async fn next_step_due(&self) -> Result<Option<OffsetDateTime>> {
+        self.read(runs::next_due).await
+    }
+
+    fn work_signal(&self) -> Arc<tokio::sync::Notify> {
+        self.work.clone()
+    }
+
+    async fn claim_alerts(
+        &self,
+        limit: u32,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<Vec<Alert>> {
+        self.writer
+            .write(move |c| runs::claim_alerts(c, limit, now, lease_until))
+            .await
+    }
+
+    async fn record_alert(
+        &self,
+        alert_id: &str,
+        outcome: AlertOutcome,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let alert_id = alert_id.to_owned();
+        self.writer
+            .write(move |c| runs::record_alert(c, &alert_id, &outcome, now))
             .await
     }
 }
@@ -929,6 +1072,9 @@ fn place_order(c: &Connection, order: &PlaceOrder) -> Result<Placement> {
             serde_json::to_string(&receipt).map_err(|e| Error::Corrupt(e.to_string()))?,
             micros(order.now)
         ])?;
+    }
+    if let Some(run) = &order.run {
+        runs::insert_run(c, run, &order.store_id, Some(&order.order_id), order.now)?;
     }
     Ok(Placement {
         receipt,

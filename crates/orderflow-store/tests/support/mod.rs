@@ -203,6 +203,7 @@ pub fn product(id: &str, price_minor: i64, on_hand: i64) -> ProductInput {
 /// An order for `pairs`, all or nothing, without customer, address or idempotency key.
 pub fn order(store_id: &StoreId, pairs: &[(&str, u64)]) -> PlaceOrder {
     PlaceOrder {
+        run: None,
         order_id: order_id(),
         store_id: store_id.clone(),
         lines: lines(pairs),

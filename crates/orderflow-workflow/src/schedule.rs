@@ -1,0 +1,86 @@
+//! Starts the runs of workflows that have a cron schedule. Every node with the scheduler role
+//! may run it; each tick's run carries the dedupe key `workflow@instant`, so however many
+//! nodes see the tick, one run starts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use orderflow_domain::StoreId;
+use orderflow_store::{StartRun, Store};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::engine::Registry;
+
+#[derive(Debug)]
+pub struct Scheduler {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Scheduler {
+    pub fn start(store: Arc<dyn Store>, registry: Arc<Registry>) -> Self {
+        Self {
+            task: tokio::spawn(tick(store, registry)),
+        }
+    }
+}
+
+/// The dedupe key of the run a schedule starts at `at`.
+pub fn tick_key(workflow: &str, at: OffsetDateTime) -> String {
+    let at = at
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| at.unix_timestamp().to_string());
+    format!("{workflow}@{at}")
+}
+
+async fn tick(store: Arc<dyn Store>, registry: Arc<Registry>) {
+    let mut last = OffsetDateTime::now_utc();
+    loop {
+        let next = registry
+            .workflows()
+            .filter_map(|w| Some((w.clone(), w.schedule()?.next_after(last)?)))
+            .min_by_key(|(_, at)| *at);
+        let Some((_, at)) = next else {
+            return;
+        };
+        let wait = Duration::try_from(at - OffsetDateTime::now_utc()).unwrap_or(Duration::ZERO);
+        tokio::time::sleep(wait).await;
+        for workflow in registry.workflows() {
+            let due = workflow
+                .schedule()
+                .and_then(|cron| cron.next_after(last))
+                .is_some_and(|fire| fire <= at);
+            if !due {
+                continue;
+            }
+            let input =
+                serde_json::json!({ "scheduled_for": at.format(&Rfc3339).unwrap_or_default() });
+            let Some(mut run) = registry.new_run(workflow.name(), &input, at) else {
+                continue;
+            };
+            run.dedupe_key = Some(tick_key(workflow.name(), at));
+            let start = StartRun {
+                run,
+                store_id: StoreId::default_store(),
+                order_id: None,
+                now: OffsetDateTime::now_utc(),
+            };
+            match store.start_run(start).await {
+                Ok(started) if started.created => {
+                    tracing::info!(workflow = workflow.name(), run = %started.run_id, "scheduled run started");
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(%error, workflow = workflow.name(), "starting a scheduled run failed")
+                }
+            }
+        }
+        last = at;
+    }
+}
