@@ -1,9 +1,11 @@
 //! What every sandbox server shares: the shop's orders (changeable while it runs), faults to
-//! inject (a status, or a slow answer, for the next N requests), a log of the requests it
-//! saw, and a handle that stops it when dropped.
+//! inject (a status, or a slow answer, for the next N requests, or for the requests matching
+//! a pattern), a log of the requests it saw, the answers it keeps per idempotency key, and a
+//! handle that stops it when dropped.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -19,7 +21,7 @@ use crate::order::SimOrder;
 
 /// Locks a mutex, carrying on with the data if a panicking holder poisoned it: a sandbox
 /// that keeps answering is more use to a failing test than a second panic.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -91,10 +93,13 @@ pub enum Fault {
     Delay(Duration),
 }
 
-/// Faults for the next requests, taken one per request in order.
+/// Faults for the next requests, taken one per request in order, and faults for the requests
+/// that match a pattern ([`Faults::on`]).
 #[derive(Debug, Clone, Default)]
 pub struct Faults {
     queue: Arc<Mutex<VecDeque<Fault>>>,
+    rules: Arc<Mutex<Vec<Rule>>>,
+    release: Arc<Release>,
 }
 
 impl Faults {
@@ -114,15 +119,236 @@ impl Faults {
 
     pub fn clear(&self) {
         lock(&self.queue).clear();
+        lock(&self.rules).clear();
     }
 
-    /// How many faults are still waiting for a request.
+    /// How many faults are still waiting for a request (a rule for every matching request
+    /// counts as none).
     pub fn pending(&self) -> usize {
-        lock(&self.queue).len()
+        let counted: usize = lock(&self.rules).iter().filter_map(|r| r.remaining).sum();
+        lock(&self.queue).len() + counted
     }
 
     pub(crate) fn take(&self) -> Option<Fault> {
         lock(&self.queue).pop_front()
+    }
+}
+
+/// What a pattern rule does to a request it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Misbehaviour {
+    /// Answer this status at once, without doing anything else.
+    Status(u16),
+    /// Answer 429 with `Retry-After` (whole seconds, rounded up), without doing anything else.
+    RateLimit(Duration),
+    /// Wait this long, then answer normally. Delays of several matching rules add up.
+    Delay(Duration),
+    /// Hold the request without doing anything until the caller gives up: a timeout where
+    /// nothing happened. It is answered 504 when the server stops, on
+    /// [`Faults::release_stalls`], or after [`STALL_LIMIT`].
+    Stall,
+    /// Do the work, then hold the answer back as [`Misbehaviour::Stall`] does: a timeout where
+    /// the effect happened and the caller never heard of it.
+    LoseAnswer,
+}
+
+/// The longest a stalled request is held.
+pub const STALL_LIMIT: Duration = Duration::from_secs(60);
+
+/// Faults for the requests matching `[METHOD ]PATH`, where `*` in the path stands for any
+/// run of characters and the query is not looked at: `"POST /v1/payment_intents"`,
+/// `"POST /v2/shipments/*/buy"`, `"*/buy"`, `"*"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Rule {
+    method: Option<String>,
+    path: String,
+    then: Misbehaviour,
+    /// `None`: every matching request.
+    remaining: Option<usize>,
+}
+
+impl Rule {
+    fn matches(&self, method: &str, path: &str) -> bool {
+        self.remaining != Some(0)
+            && self
+                .method
+                .as_deref()
+                .is_none_or(|wanted| wanted.eq_ignore_ascii_case(method))
+            && glob(&self.path, path)
+    }
+
+    fn spend(&mut self) {
+        if let Some(remaining) = &mut self.remaining {
+            *remaining = remaining.saturating_sub(1);
+        }
+    }
+}
+
+/// Whether `text` matches `pattern`, whose `*` stands for any run of characters.
+fn glob(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        // No `*`: the whole text must be the pattern.
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+/// What the matching rules decided for one request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Decision {
+    pub(crate) delay: Duration,
+    pub(crate) then: Option<Misbehaviour>,
+}
+
+/// Wakes stalled requests: all of them when the server stops, the current ones on demand.
+#[derive(Debug, Default)]
+struct Release {
+    stopped: AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+/// The rules for the requests matching one pattern: see [`Faults::on`].
+#[derive(Debug)]
+pub struct Matching<'f> {
+    faults: &'f Faults,
+    method: Option<String>,
+    path: String,
+}
+
+impl Matching<'_> {
+    fn add(self, then: Misbehaviour, remaining: Option<usize>) {
+        lock(&self.faults.rules).push(Rule {
+            method: self.method,
+            path: self.path,
+            then,
+            remaining,
+        });
+    }
+
+    /// The next `count` matching requests are answered with `status`.
+    pub fn fail(self, count: usize, status: u16) {
+        self.add(Misbehaviour::Status(status), Some(count));
+    }
+
+    /// Every matching request is answered with `status`.
+    pub fn fail_every(self, status: u16) {
+        self.add(Misbehaviour::Status(status), None);
+    }
+
+    /// The next `count` matching requests are answered 429 with `Retry-After`.
+    pub fn rate_limit(self, count: usize, retry_after: Duration) {
+        self.add(Misbehaviour::RateLimit(retry_after), Some(count));
+    }
+
+    /// The next `count` matching requests are answered after `delay`.
+    pub fn slow(self, count: usize, delay: Duration) {
+        self.add(Misbehaviour::Delay(delay), Some(count));
+    }
+
+    /// Every matching request is answered after `delay`.
+    pub fn slow_every(self, delay: Duration) {
+        self.add(Misbehaviour::Delay(delay), None);
+    }
+
+    /// The next `count` matching requests are held, undone, until the caller times out.
+    pub fn stall(self, count: usize) {
+        self.add(Misbehaviour::Stall, Some(count));
+    }
+
+    /// The next `count` matching requests are done, and their answers held until the caller
+    /// times out.
+    pub fn lose_answer(self, count: usize) {
+        self.add(Misbehaviour::LoseAnswer, Some(count));
+    }
+
+    /// Any other rule.
+    pub fn push(self, count: Option<usize>, then: Misbehaviour) {
+        self.add(then, count);
+    }
+}
+
+impl Faults {
+    /// Rules for the requests matching `[METHOD ]PATH` (`*` stands for any run of characters;
+    /// the query is not looked at): `faults.on("POST /v1/payment_intents").fail(2, 500)`,
+    /// `faults.on("*/buy").stall(1)`, `faults.on("*").slow_every(Duration::from_millis(50))`.
+    ///
+    /// A request meets the faults of [`Faults::fail_next`] and [`Faults::slow_next`] first;
+    /// then the delays of every matching rule add up, and the first matching rule that
+    /// answers instead (a status, a stall, a lost answer) is the one it meets.
+    pub fn on(&self, pattern: &str) -> Matching<'_> {
+        let pattern = pattern.trim();
+        let (method, path) = match pattern.split_once(' ') {
+            Some((method, path))
+                if !method.is_empty() && method.bytes().all(|b| b.is_ascii_alphabetic()) =>
+            {
+                (Some(method.to_ascii_uppercase()), path.trim().to_owned())
+            }
+            _ => (None, pattern.to_owned()),
+        };
+        Matching {
+            faults: self,
+            method,
+            path,
+        }
+    }
+
+    /// Answers the requests stalled so far (504), as if their callers had gone.
+    pub fn release_stalls(&self) {
+        self.release.notify.notify_waiters();
+    }
+
+    /// Consumes the rules that apply to one request.
+    pub(crate) fn decide(&self, method: &str, path: &str) -> Decision {
+        let mut decision = Decision::default();
+        for rule in lock(&self.rules).iter_mut() {
+            if !rule.matches(method, path) {
+                continue;
+            }
+            match rule.then {
+                Misbehaviour::Delay(delay) => {
+                    decision.delay += delay;
+                    rule.spend();
+                }
+                answer if decision.then.is_none() => {
+                    decision.then = Some(answer);
+                    rule.spend();
+                }
+                _ => {}
+            }
+        }
+        decision
+    }
+
+    /// Waits until the stall is released, the server stops, or [`STALL_LIMIT`] passes.
+    pub(crate) async fn stalled(&self) {
+        let notified = self.release.notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.release.stopped.load(Ordering::Acquire) {
+            return;
+        }
+        tokio::select! {
+            () = notified => {}
+            () = tokio::time::sleep(STALL_LIMIT) => {}
+        }
+    }
+
+    /// The server is stopping: no request stays stalled.
+    pub(crate) fn stop_stalling(&self) {
+        self.release.stopped.store(true, Ordering::Release);
+        self.release.notify.notify_waiters();
     }
 }
 
@@ -220,6 +446,7 @@ impl Serving {
 
     /// Stops taking requests and waits for the ones in hand.
     pub async fn stop(mut self) {
+        self.faults.stop_stalling();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -231,6 +458,7 @@ impl Serving {
 
 impl Drop for Serving {
     fn drop(&mut self) {
+        self.faults.stop_stalling();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -317,15 +545,12 @@ async fn faults_and_log(
         |pq| pq.as_str().to_owned(),
     );
     let response = match faults.take() {
-        Some(Fault::Status(status)) => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            (status, Body::from("simulated failure")).into_response()
-        }
+        Some(Fault::Status(status)) => simulated_failure(status),
         Some(Fault::Delay(delay)) => {
             tokio::time::sleep(delay).await;
-            next.run(request).await
+            misbehave(&faults, &method, request, next).await
         }
-        None => next.run(request).await,
+        None => misbehave(&faults, &method, request, next).await,
     };
     log.push(Seen {
         method,
@@ -333,6 +558,141 @@ async fn faults_and_log(
         status: response.status().as_u16(),
     });
     response
+}
+
+fn simulated_failure(status: u16) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, Body::from("simulated failure")).into_response()
+}
+
+/// Applies the pattern rules of [`Faults::on`] to one request.
+async fn misbehave(faults: &Faults, method: &str, request: Request, next: Next) -> Response {
+    let decision = faults.decide(method, request.uri().path());
+    if !decision.delay.is_zero() {
+        tokio::time::sleep(decision.delay).await;
+    }
+    match decision.then {
+        None | Some(Misbehaviour::Delay(_)) => next.run(request).await,
+        Some(Misbehaviour::Status(status)) => simulated_failure(status),
+        Some(Misbehaviour::RateLimit(retry_after)) => {
+            let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", seconds.to_string())],
+                Body::from("simulated rate limit"),
+            )
+                .into_response()
+        }
+        Some(Misbehaviour::Stall) => {
+            faults.stalled().await;
+            (StatusCode::GATEWAY_TIMEOUT, Body::from("simulated stall")).into_response()
+        }
+        Some(Misbehaviour::LoseAnswer) => {
+            let response = next.run(request).await;
+            faults.stalled().await;
+            response
+        }
+    }
+}
+
+/// The answers a sandbox keeps per idempotency key, the way Stripe documents it: a retry with
+/// the same key and the same request gets the first answer back without anything being done
+/// again; the same key with another request is refused. It also counts, per key, how many
+/// times a request with it acted (created, bought or cancelled something).
+#[derive(Debug, Default)]
+pub(crate) struct Idempotency {
+    answers: HashMap<String, Kept>,
+    effects: HashMap<String, u32>,
+    unkeyed: u32,
+}
+
+#[derive(Debug, Clone)]
+struct Kept {
+    request: String,
+    status: u16,
+    body: serde_json::Value,
+}
+
+/// What a request's idempotency key says about it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Replay {
+    /// No key, or a key not seen before: do the work.
+    Fresh,
+    /// The same request came with this key before: answer what was answered then.
+    Same(u16, serde_json::Value),
+    /// The key came with another request.
+    Mismatch,
+}
+
+impl Idempotency {
+    pub(crate) fn replay(&self, key: Option<&str>, request: &str) -> Replay {
+        match key.and_then(|key| self.answers.get(key)) {
+            None => Replay::Fresh,
+            Some(kept) if kept.request == request => Replay::Same(kept.status, kept.body.clone()),
+            Some(_) => Replay::Mismatch,
+        }
+    }
+
+    /// Keeps the answer for the key, if there is one.
+    pub(crate) fn keep(
+        &mut self,
+        key: Option<&str>,
+        request: String,
+        status: u16,
+        body: &serde_json::Value,
+    ) {
+        if let Some(key) = key {
+            let kept = Kept {
+                request,
+                status,
+                body: body.clone(),
+            };
+            self.answers.insert(key.to_owned(), kept);
+        }
+    }
+
+    /// A request with this key (or none) created, bought or cancelled something.
+    pub(crate) fn acted(&mut self, key: Option<&str>) {
+        match key {
+            Some(key) => *self.effects.entry(key.to_owned()).or_default() += 1,
+            None => self.unkeyed += 1,
+        }
+    }
+
+    pub(crate) fn effects(&self) -> HashMap<String, u32> {
+        self.effects.clone()
+    }
+
+    pub(crate) fn unkeyed(&self) -> u32 {
+        self.unkeyed
+    }
+}
+
+/// The `Idempotency-Key` header, when there is a usable one.
+pub(crate) fn idempotency_key(headers: &axum::http::HeaderMap) -> Option<String> {
+    let key = headers.get("idempotency-key")?.to_str().ok()?.trim();
+    (!key.is_empty()).then(|| key.to_owned())
+}
+
+/// What a request is, for telling a retry from another request under the same key: method,
+/// path and its parameters in a stable order.
+pub(crate) fn fingerprint(method: &str, path: &str, params: &[(String, String)]) -> String {
+    let mut params = params.to_vec();
+    params.sort();
+    let params: Vec<String> = params.iter().map(|(n, v)| format!("{n}={v}")).collect();
+    format!("{method} {path}\n{}", params.join("\n"))
+}
+
+/// An id in the providers' style: `prefix` and 24 random letters and digits.
+pub(crate) fn random_id(prefix: &str) -> String {
+    use rand::Rng;
+    use rand::distr::Alphanumeric;
+    let tail: String = rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(24)
+        .map(char::from)
+        .collect();
+    format!("{prefix}{tail}")
 }
 
 /// HTTP Basic credentials of a request: `(user, password)`.
@@ -379,5 +739,81 @@ mod tests {
             ]
         );
         assert_eq!(decode_query("a=%zz&b=2"), vec![("b".into(), "2".into())]);
+    }
+
+    #[test]
+    fn patterns_match_method_and_path_with_stars() {
+        let faults = Faults::default();
+        faults.on("POST /v1/payment_intents").fail(1, 500);
+        faults.on("*/buy").stall(1);
+        faults.on("get /v2/trackers/*").fail_every(404);
+        faults.on("*").slow_every(Duration::from_millis(5));
+
+        let buy = faults.decide("POST", "/v2/shipments/shp_1/buy");
+        assert_eq!(buy.then, Some(Misbehaviour::Stall));
+        assert_eq!(buy.delay, Duration::from_millis(5));
+        assert_eq!(faults.decide("POST", "/v2/shipments/shp_1/buy").then, None);
+
+        assert_eq!(faults.decide("GET", "/v1/payment_intents").then, None);
+        let create = faults.decide("POST", "/v1/payment_intents");
+        assert_eq!(create.then, Some(Misbehaviour::Status(500)));
+        assert_eq!(faults.decide("POST", "/v1/payment_intents").then, None);
+
+        for _ in 0..3 {
+            let tracker = faults.decide("GET", "/v2/trackers/trk_1");
+            assert_eq!(tracker.then, Some(Misbehaviour::Status(404)));
+        }
+        assert_eq!(faults.pending(), 0);
+        faults.clear();
+        assert_eq!(
+            faults.decide("GET", "/v2/trackers/trk_1"),
+            Decision::default()
+        );
+    }
+
+    #[test]
+    fn globs_anchor_at_both_ends() {
+        assert!(glob("/a/*/c", "/a/b/c"));
+        assert!(glob("/a/*", "/a/"));
+        assert!(glob("*", ""));
+        assert!(glob("*/buy", "/v2/shipments/x/buy"));
+        assert!(!glob("*/buy", "/v2/shipments/x/buy/more"));
+        assert!(!glob("/a", "/a/b"));
+        assert!(!glob("/a/*/c", "/a/b/d"));
+        assert!(glob("*ab*ab", "xabyab"));
+        assert!(!glob("a*a", "a"));
+    }
+
+    #[test]
+    fn a_key_replays_its_request_and_refuses_another() {
+        let mut keys = Idempotency::default();
+        let request = fingerprint(
+            "POST",
+            "/x",
+            &[("b".into(), "2".into()), ("a".into(), "1".into())],
+        );
+        let same = fingerprint(
+            "POST",
+            "/x",
+            &[("a".into(), "1".into()), ("b".into(), "2".into())],
+        );
+        assert_eq!(request, same);
+        assert_eq!(keys.replay(Some("k"), &request), Replay::Fresh);
+        keys.acted(Some("k"));
+        keys.keep(
+            Some("k"),
+            request.clone(),
+            200,
+            &serde_json::json!({"id": 1}),
+        );
+        assert_eq!(
+            keys.replay(Some("k"), &same),
+            Replay::Same(200, serde_json::json!({"id": 1}))
+        );
+        assert_eq!(keys.replay(Some("k"), "POST /y\n"), Replay::Mismatch);
+        assert_eq!(keys.replay(None, &request), Replay::Fresh);
+        keys.acted(None);
+        assert_eq!(keys.effects().get("k"), Some(&1));
+        assert_eq!(keys.unkeyed(), 1);
     }
 }
