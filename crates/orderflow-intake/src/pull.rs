@@ -1,16 +1,19 @@
-//! Pull connectors: orders fetched from a platform's API, by updated-at cursor, for the
-//! platforms without webhooks (PrestaShop, Magento) and as reconciliation for those whose
-//! webhooks get lost (Shopify gives up after 4 hours, WooCommerce never re-sends).
+//! Pull connectors: orders fetched from a platform's API, for the platforms without webhooks
+//! (PrestaShop, Magento) and as reconciliation for those whose webhooks get lost (Shopify
+//! gives up after 4 hours, WooCommerce never re-sends, VTEX drops idle hooks, Jumpseller
+//! deletes a failing webhook).
 //!
 //! A pulled order takes the same path as a webhook: it is written to the inbox as a delivery
-//! keyed `pull:{external id}:{updated-at as sent}` and the worker makes it an order. An order
-//! already taken in by webhook arrives again and is recorded `stale` (or applied, if the pull
-//! found a newer version): nothing is done twice.
+//! keyed `pull:{external id}:{version}` — the updated-at as sent, or for Jumpseller, which has
+//! none, a fingerprint of the order — and the worker makes it an order. An order already
+//! taken in by webhook arrives again and is recorded `stale` (or applied, if the pull found a
+//! newer version): nothing is done twice.
 //!
 //! # The cursor
 //!
 //! Each store's cursor is the updated-at of the newest order stored, spelled as the platform
-//! spelled it, so that it goes back to the platform as it came. It moves only after every
+//! spelled it, so that it goes back to the platform as it came (VTEX's and Jumpseller's,
+//! whose lists cannot be asked by it, are described below). It moves only after every
 //! order of a page is in the inbox, so a failure (a 429 or 5xx, a timeout, the database) loses
 //! nothing: the next round starts from where the last complete page ended.
 //!
@@ -26,8 +29,37 @@
 //! not yet seen. Only a page that leaves the cursor where it was (every order in it updated in
 //! the same second) is followed by the platform's next page.
 //!
-//! Not pulled: VTEX (its hook's receiver fetches each order; a Feed v3 reconciliation is not
-//! built), Jumpseller (no updated-at filter) and `custom`.
+//! # VTEX
+//!
+//! The OMS list (`GET /api/oms/pvt/orders`) has no filter or sort on `lastChange`: VTEX
+//! documents `f_creationDate` (and other dates that are not changes), `orderBy` by
+//! `creationDate`, `orderId`, `items`, `totalValue` or `origin`, at most 100 orders a page
+//! and 30 pages a query. So each round lists the orders *created* within the look-back,
+//! newest first, each next page asked up to the oldest creation seen (so the 30-page limit
+//! is never reached), and reads each one's `lastChange` from the list. The cursor is the
+//! newest `lastChange` listed; it moves once the whole round is in the inbox, and the next
+//! round skips the orders whose `lastChange` is older than it by more than VTEX takes to
+//! index a change into the list (the list lags by minutes; VTEX recommends its Feed for
+//! integrations). A listed order is written as the hook VTEX would have sent
+//! (`{Domain, OrderId, State, CurrentChange, Origin}`), so the worker fetches it from
+//! `GET /api/oms/pvt/orders/{orderId}` exactly as for a hook that arrived. A change to an
+//! order created before the look-back is not seen.
+//!
+//! # Jumpseller
+//!
+//! Jumpseller's orders have no modification time and its API no filter by one; it lists
+//! orders by id (`GET /v1/orders/after/{id}.json`, "after 5000 returns 5001, 5002…", at most
+//! 100 a page). Each round reads every order created within the look-back and keys it by a
+//! fingerprint of the fields the normaliser reads, so an order is stored again only when one
+//! of them changed. Its version is the instant it was asked for, sent as
+//! `Jumpseller-Triggered-At` the way a webhook says when its event fired, which orders it
+//! against the webhooks: one fired later is newer, one fired earlier older. The cursor is
+//! the id of the newest order that left the look-back; the next round asks for the orders
+//! after it. A change to an order created before the look-back is not seen, and a webhook
+//! fired within the clocks' skew of a read may be taken for older than it, until the next
+//! round reads the change.
+//!
+//! Not pulled: `custom`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -52,12 +84,53 @@ pub const DEFAULT_PULL_EVERY: Duration = Duration::from_secs(5 * 60);
 /// The Shopify Admin API version asked for: the one the webhooks are serialised as.
 pub const SHOPIFY_API_VERSION: &str = "2024-01";
 
+/// How long VTEX may take to show a change in its order list: its reference says the list
+/// holds only indexed orders, about four minutes after a change; a quarter of an hour leaves
+/// room for that and for clocks. A change older than the cursor by more than this was listed
+/// by the round that moved the cursor.
+const VTEX_INDEXING_LAG: time::Duration = time::Duration::minutes(15);
+
+/// VTEX lists at most 100 orders a page and 30 pages a query.
+const VTEX_MAX_PER_PAGE: u32 = 100;
+const VTEX_MAX_PAGE: u32 = 30;
+
+/// Jumpseller lists at most 100 orders a page.
+const JUMPSELLER_MAX_LIMIT: u32 = 100;
+
+/// The fields of a Jumpseller order whose change is worth taking in: those the normaliser
+/// reads, and the tracking.
+const JUMPSELLER_VERSIONED: &[&str] = &[
+    "status",
+    "status_enum",
+    "completed_at",
+    "updated_at",
+    "currency",
+    "subtotal",
+    "tax",
+    "shipping_tax",
+    "shipping",
+    "discount",
+    "shipping_discount",
+    "total",
+    "shipping_method_id",
+    "shipping_method_name",
+    "fulfillment_status",
+    "shipment_status",
+    "shipment_status_enum",
+    "tracking_number",
+    "tracking_company",
+    "tracking_url",
+    "customer",
+    "shipping_address",
+    "products",
+];
+
 #[derive(Debug, Clone)]
 pub struct PullConfig {
     /// How far back the first pull of a store (no cursor yet) looks.
     pub look_back: Duration,
     /// Orders asked for per page (capped at the platform's maximum: Shopify 250,
-    /// WooCommerce 100).
+    /// WooCommerce, VTEX and Jumpseller 100).
     pub page_size: u32,
     /// How long one request to a platform may take.
     pub timeout: Duration,
@@ -86,7 +159,8 @@ pub struct PullReport {
     pub stored: usize,
     /// Deliveries the inbox already held under the same key.
     pub duplicates: usize,
-    /// Orders at the cursor stored by an earlier round of this process, not stored again.
+    /// Orders listed again unchanged, stored by an earlier round of this process (or, on
+    /// VTEX, changed long enough before the cursor): not stored again.
     pub skipped: usize,
     /// The cursor after the pull, as the platform spells it.
     pub cursor: Option<String>,
@@ -110,7 +184,7 @@ pub enum PullError {
     },
     #[error("{url} answered something unreadable: {message}")]
     Malformed { url: String, message: String },
-    #[error("the stored cursor {0:?} is not a time")]
+    #[error("the stored cursor {0:?} is not one this platform's pull writes")]
     Cursor(String),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -173,6 +247,15 @@ const T_ZONELESS: &[BorrowedFormatItem<'_>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
 const T_UTC: &[BorrowedFormatItem<'_>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+/// VTEX's `lastChange`: .NET's seven fractional digits and an offset.
+const VTEX_TIME: &[BorrowedFormatItem<'_>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:7]+00:00");
+/// The bounds of VTEX's `f_creationDate`: `2022-01-01T02:00:00.000Z`.
+const MILLIS_Z: &[BorrowedFormatItem<'_>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+/// `Jumpseller-Triggered-At`: `2025-01-01 10:18:51.829 UTC`.
+const JUMPSELLER_MILLIS: &[BorrowedFormatItem<'_>] =
+    format_description!("[year]-[month]-[day] [hour]:[minute]:[second].[subsecond digits:3] UTC");
 
 fn spell(at: OffsetDateTime, description: &[BorrowedFormatItem<'_>]) -> String {
     let at = at.to_offset(UtcOffset::UTC);
@@ -185,6 +268,7 @@ fn platform_time(platform: Platform, at: OffsetDateTime) -> String {
     match platform {
         Platform::Shopify => spell(at, T_UTC),
         Platform::Woocommerce => spell(at, T_ZONELESS),
+        Platform::Vtex => spell(at, VTEX_TIME),
         _ => spell(at, SPACED),
     }
 }
@@ -294,6 +378,11 @@ impl Puller {
             .api
             .as_ref()
             .ok_or(PullError::NoCredentials)?;
+        match platform {
+            Platform::Vtex => return self.pull_vtex(record, api).await,
+            Platform::Jumpseller => return self.pull_jumpseller(record, api).await,
+            _ => {}
+        }
         let store_id = &record.store_id;
         let mut cursor = match self.store.pull_cursor(store_id).await? {
             Some(cursor) => cursor,
@@ -342,26 +431,15 @@ impl Puller {
                         None => continue,
                     },
                 };
-                let now = OffsetDateTime::now_utc();
-                let received = self
-                    .store
-                    .receive_delivery(NewDelivery {
-                        delivery_id: time_ordered_id("dlv_", unix_millis(now), rand::random()),
-                        store_id: store_id.clone(),
-                        platform: platform.as_str().to_owned(),
-                        event_key: stamp.key.clone(),
-                        topic: Some("pull".into()),
-                        headers: Vec::new(),
-                        body,
-                        now,
-                    })
-                    .await?;
-                if received.duplicate_of.is_some() {
-                    report.duplicates += 1;
-                } else {
-                    report.stored += 1;
-                    self.wake.notify_one();
-                }
+                self.deliver(
+                    store_id,
+                    platform,
+                    &stamp.key,
+                    Vec::new(),
+                    body,
+                    &mut report,
+                )
+                .await?;
             }
             // Every order of the page is in the inbox: the cursor may move to its newest.
             let at_instant = |at: OffsetDateTime| {
@@ -396,6 +474,40 @@ impl Puller {
         }
         report.cursor = Some(cursor);
         Ok(report)
+    }
+
+    /// Writes one pulled order to the inbox under `key`, counted as stored or, when the
+    /// inbox already holds that key, as a duplicate.
+    async fn deliver(
+        &self,
+        store_id: &StoreId,
+        platform: Platform,
+        key: &str,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+        report: &mut PullReport,
+    ) -> Result<(), PullError> {
+        let now = OffsetDateTime::now_utc();
+        let received = self
+            .store
+            .receive_delivery(NewDelivery {
+                delivery_id: time_ordered_id("dlv_", unix_millis(now), rand::random()),
+                store_id: store_id.clone(),
+                platform: platform.as_str().to_owned(),
+                event_key: key.to_owned(),
+                topic: Some("pull".into()),
+                headers,
+                body,
+                now,
+            })
+            .await?;
+        if received.duplicate_of.is_some() {
+            report.duplicates += 1;
+        } else {
+            report.stored += 1;
+            self.wake.notify_one();
+        }
+        Ok(())
     }
 
     fn boundary(&self, store_id: &StoreId, cursor: &str) -> HashSet<String> {
@@ -843,13 +955,444 @@ impl Puller {
             next: more.then_some(Next::Page(page + 1)),
         })
     }
+
+    /// VTEX: the orders created within the look-back, newest first, from the OMS list, each
+    /// written to the inbox as the hook VTEX would have sent for it (see the module's notes).
+    async fn pull_vtex(
+        &self,
+        record: &StoreRecord,
+        api: &ApiCredentials,
+    ) -> Result<PullReport, PullError> {
+        let store_id = &record.store_id;
+        let (app_key, app_token) = (api_key(api)?, api_secret(api)?);
+        let now = OffsetDateTime::now_utc();
+        let mut cursor = match self.store.pull_cursor(store_id).await? {
+            Some(cursor) => cursor,
+            None => platform_time(Platform::Vtex, now - self.config.look_back),
+        };
+        let cursor_at =
+            timestamp::parse("cursor", &cursor).map_err(|_| PullError::Cursor(cursor.clone()))?;
+        let listed_before = cursor_at - VTEX_INDEXING_LAG;
+        let mut known = self.boundary(store_id, &cursor);
+        let account = vtex_account(&api.base_url, store_id);
+        let url = format!("{}/api/oms/pvt/orders", api.base_url.trim_end_matches('/'));
+        let per_page = self.config.page_size.clamp(1, VTEX_MAX_PER_PAGE);
+        let created_from = spell(now - self.config.look_back, MILLIS_Z);
+        let mut created_until = now;
+        let mut page = 1;
+        let mut listed = HashSet::new();
+        let mut newest: Option<(OffsetDateTime, String)> = None;
+        // The keys of this round's orders, with their changes: what the next round may meet.
+        let mut in_inbox: Vec<(OffsetDateTime, String)> = Vec::new();
+        let mut report = PullReport::default();
+        let mut finished = false;
+        for _ in 0..self.config.max_pages.max(1) {
+            let request = self
+                .http
+                .get(&url)
+                .header("X-VTEX-API-AppKey", app_key)
+                .header("X-VTEX-API-AppToken", app_token)
+                .header(reqwest::header::ACCEPT, "application/json")
+                .query(&[
+                    (
+                        "f_creationDate",
+                        format!(
+                            "creationDate:[{created_from} TO {}]",
+                            spell(created_until, MILLIS_Z)
+                        ),
+                    ),
+                    ("orderBy", "creationDate,desc".to_owned()),
+                    ("page", page.to_string()),
+                    ("per_page", per_page.to_string()),
+                ]);
+            let listing = self.list_vtex(request, &url).await?;
+            report.pages += 1;
+            let last = listing.orders.len() < per_page as usize
+                || listing.pages.is_some_and(|pages| pages <= u64::from(page));
+            let oldest = listing.orders.iter().map(|order| order.created).min();
+            for order in listing.orders {
+                // Asked up to the oldest creation of the page before, its last orders
+                // come again.
+                if !listed.insert(order.id.clone()) {
+                    continue;
+                }
+                report.listed += 1;
+                if newest.as_ref().is_none_or(|(at, _)| order.changed > *at) {
+                    newest = Some((order.changed, order.last_change.clone()));
+                }
+                if order.changed < listed_before {
+                    report.skipped += 1;
+                    continue;
+                }
+                let key = format!("pull:{}:{}", order.id, order.last_change);
+                in_inbox.push((order.changed, key.clone()));
+                if known.contains(&key) {
+                    report.skipped += 1;
+                    continue;
+                }
+                let hook = vtex_hook(&order, &account, app_key);
+                self.deliver(
+                    store_id,
+                    Platform::Vtex,
+                    &key,
+                    Vec::new(),
+                    hook,
+                    &mut report,
+                )
+                .await?;
+                known.insert(key);
+            }
+            // A failure on a later page does not store these again.
+            self.remember(store_id, &cursor, &known);
+            if last {
+                finished = true;
+                break;
+            }
+            // The next page holds the orders created up to the oldest of this one, to the
+            // millisecond VTEX filters by and past it, so that none of that millisecond is
+            // missed; only a page all of one millisecond is followed by VTEX's next page.
+            match oldest.map(past_its_millisecond) {
+                Some(until) if until < created_until => {
+                    created_until = until;
+                    page = 1;
+                }
+                _ => page += 1,
+            }
+            if page > VTEX_MAX_PAGE {
+                break;
+            }
+        }
+        if !finished {
+            tracing::warn!(
+                store_id = %store_id, pages = report.pages,
+                "more VTEX orders were created within the look-back than a round reads; \
+                 the oldest are not reconciled"
+            );
+        }
+        // Every order listed is in the inbox: the cursor may move to the newest change.
+        let mut cursor_at = cursor_at;
+        if let Some((at, text)) = newest.filter(|(at, _)| *at > cursor_at) {
+            cursor = text;
+            cursor_at = at;
+            self.store
+                .set_pull_cursor(store_id, &cursor, OffsetDateTime::now_utc())
+                .await?;
+        }
+        let listed_before = cursor_at - VTEX_INDEXING_LAG;
+        known = in_inbox
+            .into_iter()
+            .filter(|(at, _)| *at >= listed_before)
+            .map(|(_, key)| key)
+            .collect();
+        self.remember(store_id, &cursor, &known);
+        report.cursor = Some(cursor);
+        Ok(report)
+    }
+
+    /// One page of VTEX's order list, every order's times read before anything is stored.
+    async fn list_vtex(
+        &self,
+        request: reqwest::RequestBuilder,
+        url: &str,
+    ) -> Result<VtexPage, PullError> {
+        #[derive(Deserialize)]
+        struct List {
+            list: Vec<Listed>,
+            paging: Option<Paging>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Listed {
+            order_id: Option<String>,
+            status: Option<String>,
+            origin: Option<String>,
+            creation_date: Option<String>,
+            last_change: Option<String>,
+        }
+        #[derive(Deserialize)]
+        struct Paging {
+            pages: Option<u64>,
+        }
+        let fetched = self.fetch_listing(request, url).await?;
+        let malformed = |message: String| PullError::Malformed {
+            url: url.to_owned(),
+            message,
+        };
+        let list: List =
+            serde_json::from_slice(&fetched.body).map_err(|e| malformed(e.to_string()))?;
+        let mut orders = Vec::with_capacity(list.list.len());
+        for listed in list.list {
+            let (Some(id), Some(status)) = (
+                listed.order_id.filter(|id| !id.is_empty()),
+                listed.status.filter(|status| !status.is_empty()),
+            ) else {
+                return Err(malformed("an order without orderId or status".into()));
+            };
+            let time = |field: &str, text: Option<String>| {
+                let text = text.ok_or_else(|| malformed(format!("order {id} has no {field}")))?;
+                let at = timestamp::parse("lastChange", &text)
+                    .map_err(|_| malformed(format!("order {id} has the {field} {text:?}")))?;
+                Ok::<_, PullError>((at, text))
+            };
+            let (created, _) = time("creationDate", listed.creation_date)?;
+            let (changed, last_change) = time("lastChange", listed.last_change)?;
+            orders.push(VtexListed {
+                id,
+                status,
+                origin: listed.origin.filter(|origin| !origin.is_empty()),
+                created,
+                changed,
+                last_change,
+            });
+        }
+        Ok(VtexPage {
+            orders,
+            pages: list.paging.and_then(|paging| paging.pages),
+        })
+    }
+
+    /// Jumpseller: every order created within the look-back, read by id after the cursor and
+    /// stored when its fingerprint is new (see the module's notes).
+    async fn pull_jumpseller(
+        &self,
+        record: &StoreRecord,
+        api: &ApiCredentials,
+    ) -> Result<PullReport, PullError> {
+        let store_id = &record.store_id;
+        let (login, auth_token) = (api_key(api)?, api_secret(api)?);
+        let root = jumpseller_root(&api.base_url);
+        let mut cursor = match self.store.pull_cursor(store_id).await? {
+            Some(text) => Some(
+                text.trim()
+                    .parse::<u64>()
+                    .map_err(|_| PullError::Cursor(text.clone()))?,
+            ),
+            None => None,
+        };
+        let spelled = |cursor: Option<u64>| cursor.map_or_else(String::new, |id| id.to_string());
+        let mut known = self.boundary(store_id, &spelled(cursor));
+        let window_start = OffsetDateTime::now_utc() - self.config.look_back;
+        let limit = self.config.page_size.clamp(1, JUMPSELLER_MAX_LIMIT);
+        let mut after = cursor.unwrap_or(0);
+        // Whether every order read so far, in id order, was created before the look-back:
+        // the cursor passes only those.
+        let mut leaving = true;
+        let mut in_window = HashSet::new();
+        let mut report = PullReport::default();
+        let mut finished = false;
+        for _ in 0..self.config.max_pages.max(1) {
+            // The orders read show their state as it was by the time they were asked for.
+            let asked_at = spell(OffsetDateTime::now_utc(), JUMPSELLER_MILLIS);
+            let url = format!("{root}/orders/after/{after}.json");
+            let request = self
+                .http
+                .get(&url)
+                .basic_auth(login, Some(auth_token))
+                .query(&[("limit", limit)]);
+            let orders = self.list_jumpseller(request, &url, after).await?;
+            report.pages += 1;
+            report.listed += orders.len();
+            let full = orders.len() >= limit as usize;
+            let mut passed = None;
+            for order in orders {
+                after = order.id;
+                if order.created < window_start {
+                    if leaving {
+                        passed = Some(order.id);
+                    }
+                    continue;
+                }
+                leaving = false;
+                let key = format!("pull:{}:{}", order.id, order.fingerprint);
+                in_window.insert(key.clone());
+                if known.contains(&key) {
+                    report.skipped += 1;
+                    continue;
+                }
+                let headers = vec![("jumpseller-triggered-at".to_owned(), asked_at.clone())];
+                self.deliver(
+                    store_id,
+                    Platform::Jumpseller,
+                    &key,
+                    headers,
+                    order.body,
+                    &mut report,
+                )
+                .await?;
+                known.insert(key);
+            }
+            if passed.is_some() {
+                cursor = passed;
+                self.store
+                    .set_pull_cursor(store_id, &spelled(cursor), OffsetDateTime::now_utc())
+                    .await?;
+            }
+            self.remember(store_id, &spelled(cursor), &known);
+            if !full {
+                finished = true;
+                break;
+            }
+        }
+        if finished {
+            // The orders that left the look-back are forgotten with it.
+            self.remember(store_id, &spelled(cursor), &in_window);
+        }
+        report.cursor = cursor.map(|id| id.to_string());
+        Ok(report)
+    }
+
+    /// One page of Jumpseller's orders after `after`: each `{"order":{…}}` as it came, its id
+    /// and creation read, and its fingerprint; ids must rise from `after`, or paging from the
+    /// last id could skip orders.
+    async fn list_jumpseller(
+        &self,
+        request: reqwest::RequestBuilder,
+        url: &str,
+        after: u64,
+    ) -> Result<Vec<JumpsellerListed>, PullError> {
+        #[derive(Deserialize)]
+        struct Wrapped {
+            order: HashMap<String, Box<RawValue>>,
+        }
+        let fetched = self.fetch_listing(request, url).await?;
+        let malformed = |message: String| PullError::Malformed {
+            url: url.to_owned(),
+            message,
+        };
+        let items: Vec<Box<RawValue>> =
+            serde_json::from_slice(&fetched.body).map_err(|e| malformed(e.to_string()))?;
+        let mut orders = Vec::with_capacity(items.len());
+        let mut previous = after;
+        for item in items {
+            let Wrapped { order } =
+                serde_json::from_str(item.get()).map_err(|e| malformed(e.to_string()))?;
+            let Some(id) = order
+                .get("id")
+                .and_then(|id| id_text(id))
+                .and_then(|id| id.parse::<u64>().ok())
+            else {
+                return Err(malformed("an order without a numeric id".into()));
+            };
+            if id <= previous {
+                return Err(malformed(format!(
+                    "order {id} came after order {previous}: the orders are not in id order"
+                )));
+            }
+            previous = id;
+            let created = order
+                .get("created_at")
+                .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
+                .and_then(|text| timestamp::parse("created_at", &text).ok())
+                .ok_or_else(|| malformed(format!("order {id} has no readable created_at")))?;
+            orders.push(JumpsellerListed {
+                id,
+                created,
+                fingerprint: jumpseller_fingerprint(&order),
+                body: item.get().as_bytes().to_vec(),
+            });
+        }
+        Ok(orders)
+    }
+}
+
+/// One order of VTEX's list: what the hook for it says.
+struct VtexListed {
+    id: String,
+    status: String,
+    origin: Option<String>,
+    created: OffsetDateTime,
+    changed: OffsetDateTime,
+    /// `lastChange` as VTEX spelled it.
+    last_change: String,
+}
+
+struct VtexPage {
+    orders: Vec<VtexListed>,
+    /// `paging.pages`: how many pages the query has.
+    pages: Option<u64>,
+}
+
+/// One order of Jumpseller's list.
+struct JumpsellerListed {
+    id: u64,
+    created: OffsetDateTime,
+    fingerprint: String,
+    /// `{"order":{…}}`, the webhook's body.
+    body: Vec<u8>,
+}
+
+/// The hook VTEX would have sent for a listed order; the worker fetches the order it names
+/// from the OMS, as for a hook that arrived.
+fn vtex_hook(order: &VtexListed, account: &str, app_key: &str) -> Vec<u8> {
+    serde_json::json!({
+        "Domain": order.origin.as_deref().unwrap_or("Marketplace"),
+        "OrderId": order.id,
+        "State": order.status,
+        "CurrentChange": order.last_change,
+        "Origin": {"Account": account, "Key": app_key},
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// The VTEX account a store's API URL names (`https://{account}.vtexcommercestable.com.br`),
+/// or the store's id when the URL has no such host name (an address, a sandbox).
+fn vtex_account(base_url: &str, store_id: &StoreId) -> String {
+    reqwest::Url::parse(base_url)
+        .ok()
+        .and_then(|url| {
+            let (account, _) = url.domain()?.split_once('.')?;
+            (!account.is_empty()).then(|| account.to_owned())
+        })
+        .unwrap_or_else(|| store_id.to_string())
+}
+
+/// The millisecond after the one `at` falls in: an inclusive bound at milliseconds that
+/// takes in everything up to `at`.
+fn past_its_millisecond(at: OffsetDateTime) -> OffsetDateTime {
+    // A whole number of milliseconds is always a valid nanosecond.
+    let floor = at
+        .replace_nanosecond(u32::from(at.millisecond()) * 1_000_000)
+        .unwrap_or(at);
+    floor + time::Duration::MILLISECOND
+}
+
+/// FNV-1a over the versioned fields of a Jumpseller order as they were written: stable
+/// across runs and builds, unlike `std`'s hasher, so that the inbox recognises an unchanged
+/// order after a restart.
+fn jumpseller_fingerprint(order: &HashMap<String, Box<RawValue>>) -> String {
+    let hash = JUMPSELLER_VERSIONED
+        .iter()
+        .flat_map(|field| {
+            let value = order.get(*field).map_or("", |raw| raw.get());
+            field
+                .bytes()
+                .chain([b'='])
+                .chain(value.bytes())
+                .chain([b'\n'])
+        })
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    format!("{hash:016x}")
+}
+
+/// The API root, whether the store was configured with `https://api.jumpseller.com` or with
+/// its `/v1`.
+fn jumpseller_root(base: &str) -> String {
+    let base = base.trim_end_matches('/');
+    if base.ends_with("/v1") {
+        base.to_owned()
+    } else {
+        format!("{base}/v1")
+    }
 }
 
 /// The platforms whose orders are pulled.
 fn pulled(platform: &str) -> bool {
     matches!(
         platform,
-        "prestashop" | "magento" | "shopify" | "woocommerce"
+        "prestashop" | "magento" | "shopify" | "woocommerce" | "vtex" | "jumpseller"
     )
 }
 
@@ -861,6 +1404,15 @@ fn api_key(api: &ApiCredentials) -> Result<&str, PullError> {
     api.key
         .as_deref()
         .filter(|k| !k.is_empty())
+        .ok_or(PullError::NoCredentials)
+}
+
+/// The token, for the platforms that take a key and a token both (VTEX's app key and token,
+/// Jumpseller's login and auth token).
+fn api_secret(api: &ApiCredentials) -> Result<&str, PullError> {
+    api.token
+        .as_deref()
+        .filter(|t| !t.is_empty())
         .ok_or(PullError::NoCredentials)
 }
 
@@ -1000,5 +1552,61 @@ mod tests {
             "2025-01-02T03:04:05"
         );
         assert_eq!(platform_time(Platform::Shopify, at), "2025-01-02T03:04:05Z");
+        assert_eq!(
+            platform_time(Platform::Vtex, at),
+            "2025-01-02T03:04:05.6000000+00:00"
+        );
+    }
+
+    #[test]
+    fn jumpseller_and_vtex_addresses_are_read_whether_or_not_the_store_named_them() {
+        assert_eq!(
+            jumpseller_root("https://api.jumpseller.com"),
+            "https://api.jumpseller.com/v1"
+        );
+        assert_eq!(
+            jumpseller_root("https://api.jumpseller.com/v1/"),
+            "https://api.jumpseller.com/v1"
+        );
+        let store: StoreId = "lux".parse().expect("a store id");
+        assert_eq!(
+            vtex_account("https://luxbags.vtexcommercestable.com.br/", &store),
+            "luxbags"
+        );
+        assert_eq!(vtex_account("http://127.0.0.1:8080", &store), "lux");
+    }
+
+    #[test]
+    fn the_next_vtex_page_reaches_past_the_millisecond_of_the_oldest_order() {
+        let at = time::macros::datetime!(2025-01-02 03:04:05.123_4567 UTC);
+        assert_eq!(
+            past_its_millisecond(at),
+            time::macros::datetime!(2025-01-02 03:04:05.124 UTC)
+        );
+        assert_eq!(
+            spell(past_its_millisecond(at), MILLIS_Z),
+            "2025-01-02T03:04:05.124Z"
+        );
+    }
+
+    #[test]
+    fn a_jumpseller_fingerprint_changes_with_what_is_read_and_nothing_else() {
+        let order = |body: &str| -> HashMap<String, Box<RawValue>> {
+            serde_json::from_str(body).expect("an object")
+        };
+        let paid = order(r#"{"id":1,"status_enum":"paid","total":10.5,"recovery_url":"a"}"#);
+        let relinked = order(r#"{"id":1,"status_enum":"paid","total":10.5,"recovery_url":"b"}"#);
+        let cancelled = order(r#"{"id":1,"status_enum":"canceled","total":10.5}"#);
+        assert_eq!(
+            jumpseller_fingerprint(&paid),
+            jumpseller_fingerprint(&relinked)
+        );
+        assert_ne!(
+            jumpseller_fingerprint(&paid),
+            jumpseller_fingerprint(&cancelled)
+        );
+        // Kept in the inbox's event keys: the same order must give the same key in every
+        // build.
+        assert_eq!(jumpseller_fingerprint(&paid), "a8f3ec4e7180872c");
     }
 }

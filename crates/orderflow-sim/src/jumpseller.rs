@@ -1,15 +1,31 @@
 //! Jumpseller: order webhooks, `{"order":{…}}` with JSON-number money, signed with the store's
-//! hooks token (PLATFORMS.md §6).
+//! hooks token, and the admin REST API the orders can be read back from (PLATFORMS.md §6).
 //!
 //! Jumpseller's documented order states are pending_payment, paid, canceled and abandoned:
 //! a refunded sandbox order is sent as `canceled`. Its orders carry no modification time;
 //! `completed_at` (the payment) is the latest one a body holds.
+//!
+//! The API ([`serve_api`]) takes the store's login and auth token as HTTP Basic credentials
+//! (Jumpseller's recommended way) or as the deprecated `login`/`authtoken` query parameters.
+//! It lists orders page by page (`page` from 1, `limit` 50 by default and at most 100), with
+//! no filter on when an order changed, for Jumpseller documents none: `GET /v1/orders.json`
+//! lists every order and `GET /v1/orders/after/{id}.json` those after an id ("after 5000
+//! returns 5001, 5002, 5003…"), both in id order here (Jumpseller does not say how
+//! `/orders.json` is sorted). Each element is `{"order":{…}}`, the webhook's body. Not
+//! simulated: the other resources, `/orders/search.json`, OAuth, and the rate limit's
+//! headers.
 
+use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use orderflow_connectors::signature::base64_hmac_sha256;
 use time::OffsetDateTime;
 
 use crate::order::{SimOrder, SimStatus};
 use crate::send::{self, Delivery, RetryPolicy, SendReport, header};
+use crate::serve::{self, Shop, SimServer, basic_auth, decode_query, param};
 use crate::shopify::title;
 use crate::text::{Json, jumpseller_time, jumpseller_triggered_at, ruby_number};
 
@@ -211,5 +227,150 @@ impl JumpsellerSender {
             self.delivery(&event)
         })
         .await
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Api {
+    shop: Shop,
+    login: String,
+    auth_token: String,
+}
+
+/// Jumpseller's admin API over `shop` for this login and auth token: `GET /v1/orders.json`,
+/// `/v1/orders/after/{id}.json`, `/v1/orders/{id}.json` and `/v1/orders/count.json`. 401
+/// for other credentials, 404 for an unknown order, 400 for a page or limit that is not a
+/// positive number; a limit over 100 is taken as 100.
+pub async fn serve_api(shop: Shop, login: &str, auth_token: &str) -> std::io::Result<SimServer> {
+    let (listener, url) = serve::bind().await?;
+    let state = Api {
+        shop: shop.clone(),
+        login: login.to_owned(),
+        auth_token: auth_token.to_owned(),
+    };
+    let router = Router::new()
+        .route("/v1/orders.json", get(list_orders))
+        .route("/v1/orders/count.json", get(count_orders))
+        .route("/v1/orders/after/{file}", get(orders_after))
+        .route("/v1/orders/{file}", get(get_order))
+        .with_state(state);
+    Ok(serve::sim_server(serve::serve(listener, url, router), shop))
+}
+
+impl Api {
+    fn authorised(&self, headers: &HeaderMap, query: &[(String, String)]) -> bool {
+        let given = basic_auth(headers).or_else(|| {
+            Some((
+                param(query, "login")?.to_owned(),
+                param(query, "authtoken")?.to_owned(),
+            ))
+        });
+        given.is_some_and(|(login, token)| login == self.login && token == self.auth_token)
+    }
+}
+
+fn json(status: StatusCode, body: Vec<u8>) -> Response {
+    (
+        status,
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/json; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+fn message(status: StatusCode, text: &str) -> Response {
+    json(status, Json::object([("message", text.into())]).to_bytes())
+}
+
+/// `{id}.json` → the id.
+fn json_id(file: &str) -> Option<u64> {
+    file.strip_suffix(".json")?.parse().ok()
+}
+
+/// Authenticates, then answers one page of the shop's orders in id order that `keep`.
+fn page_of(
+    api: &Api,
+    headers: &HeaderMap,
+    raw: Option<&str>,
+    keep: impl Fn(&SimOrder) -> bool,
+) -> Response {
+    let query = decode_query(raw.unwrap_or(""));
+    if !api.authorised(headers, &query) {
+        return message(StatusCode::UNAUTHORIZED, "Unauthorized");
+    }
+    let number = |name: &str, default: usize| match param(&query, name) {
+        None => Some(default),
+        Some(text) => text.trim().parse::<usize>().ok().filter(|n| *n >= 1),
+    };
+    let (Some(page), Some(limit)) = (number("page", 1), number("limit", 50)) else {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "page and limit must be positive numbers",
+        );
+    };
+    let limit = limit.min(100);
+    let mut orders: Vec<SimOrder> = api.shop.orders().into_iter().filter(keep).collect();
+    orders.sort_by_key(|order| order.id);
+    let items = orders
+        .iter()
+        .skip((page - 1).saturating_mul(limit))
+        .take(limit)
+        .map(order_json)
+        .collect();
+    json(StatusCode::OK, Json::Array(items).to_bytes())
+}
+
+async fn list_orders(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    page_of(&api, &headers, raw.as_deref(), |_| true)
+}
+
+async fn orders_after(
+    State(api): State<Api>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let Some(after) = json_id(&file) else {
+        return message(StatusCode::NOT_FOUND, "Not Found");
+    };
+    page_of(&api, &headers, raw.as_deref(), |order| order.id > after)
+}
+
+async fn count_orders(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let query = decode_query(raw.as_deref().unwrap_or(""));
+    if !api.authorised(&headers, &query) {
+        return message(StatusCode::UNAUTHORIZED, "Unauthorized");
+    }
+    let count = api.shop.orders().len();
+    json(
+        StatusCode::OK,
+        Json::object([("count", count.into())]).to_bytes(),
+    )
+}
+
+async fn get_order(
+    State(api): State<Api>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let query = decode_query(raw.as_deref().unwrap_or(""));
+    if !api.authorised(&headers, &query) {
+        return message(StatusCode::UNAUTHORIZED, "Unauthorized");
+    }
+    match json_id(&file).and_then(|id| api.shop.get(id)) {
+        Some(order) => json(StatusCode::OK, order_body(&order)),
+        None => message(StatusCode::NOT_FOUND, "Order not found."),
     }
 }

@@ -8,6 +8,7 @@
 //! - Servers, each on its own port over a [`Shop`] of orders that can change while it runs,
 //!   with [`Faults`] to inject: [`vtex::serve_oms`], [`prestashop::serve`], [`magento::serve`],
 //!   [`shopify::serve_admin`], [`woocommerce::serve`].
+//!   Also [`jumpseller::serve_api`], Jumpseller's admin API, which lists orders by id.
 //! - [`proxy::Proxy`], to make a receiver look slow or failing to a sender.
 //! - [`payments::StripeSandbox`]: Stripe-style PaymentIntents (create and confirm, capture,
 //!   cancel) honouring `Idempotency-Key`, with test cards that authorise or are declined, and

@@ -1,22 +1,32 @@
 //! VTEX: the thin order hook (`{Domain, OrderId, State, …}`, authenticated only by a header
-//! the hook is configured with) and the OMS `GET /api/oms/pvt/orders/{orderId}` the hook's
-//! receiver fetches the order from (PLATFORMS.md §3).
+//! the hook is configured with), the OMS `GET /api/oms/pvt/orders/{orderId}` the hook's
+//! receiver fetches the order from, and the OMS list `GET /api/oms/pvt/orders` that
+//! reconciliation pages through (PLATFORMS.md §3).
+//!
+//! The list follows VTEX's Orders API reference: `f_creationDate=creationDate:[A TO B]`
+//! (both ends inclusive), `f_status`, `orderBy={creationDate|orderId|totalValue},{asc|desc}`
+//! (default `creationDate,desc`), `page` (1 to 30: VTEX lists at most 30 pages) and
+//! `per_page` (default 15, at most 100), answering `{list, facets, paging}`. Each listed order
+//! is a summary with its `orderId`, `status`, `creationDate` and `lastChange`; the full order
+//! is fetched by id. There is no filter on `lastChange`: VTEX documents none.
 //!
 //! VTEX order ids are the sandbox order's id with the seller suffix: `{id}-01`. Not simulated:
-//! the Feed v3 queue, the order list (`f_creationDate`), payments and invoices (sent empty),
-//! and countries the generator does not know (their alpha-2 code is sent where VTEX has
-//! alpha-3).
+//! the Feed v3 queue, the list's other filters, its `stats`, and the minutes VTEX takes to
+//! index a change into the list (here the list is current at once), payments and invoices
+//! (sent empty), and countries the generator does not know (their alpha-2 code is sent where
+//! VTEX has alpha-3).
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use orderflow_connectors::webhook::VTEX_SECRET_HEADER;
+use time::OffsetDateTime;
 
 use crate::order::{SimOrder, SimStatus, country, fnv1a};
 use crate::send::{self, Delivery, RetryPolicy, SendReport, header};
-use crate::serve::{self, Shop, SimServer};
+use crate::serve::{self, Shop, SimServer, decode_query, param};
 use crate::text::{Json, vtex_time};
 
 /// The VTEX id of a sandbox order.
@@ -319,8 +329,9 @@ struct Oms {
     app_token: String,
 }
 
-/// The OMS `GET /api/oms/pvt/orders/{orderId}` over `shop`, for these app key and token
-/// (`X-VTEX-API-AppKey`, `X-VTEX-API-AppToken`; 401 otherwise, 404 for an unknown order).
+/// The OMS `GET /api/oms/pvt/orders/{orderId}` and `GET /api/oms/pvt/orders` (the list) over
+/// `shop`, for these app key and token (`X-VTEX-API-AppKey`, `X-VTEX-API-AppToken`; 401
+/// otherwise, 404 for an unknown order, 400 for a filter or page it cannot take).
 pub async fn serve_oms(shop: Shop, app_key: &str, app_token: &str) -> std::io::Result<SimServer> {
     let (listener, url) = serve::bind().await?;
     let state = Oms {
@@ -329,6 +340,7 @@ pub async fn serve_oms(shop: Shop, app_key: &str, app_token: &str) -> std::io::R
         app_token: app_token.to_owned(),
     };
     let router = Router::new()
+        .route("/api/oms/pvt/orders", get(list_orders))
         .route("/api/oms/pvt/orders/{order_id}", get(get_order))
         .with_state(state);
     Ok(serve::sim_server(serve::serve(listener, url, router), shop))
@@ -352,15 +364,20 @@ fn vtex_error(status: StatusCode, code: &str, message: &str) -> Response {
         .into_response()
 }
 
+impl Oms {
+    fn authorised(&self, headers: &HeaderMap) -> bool {
+        let given = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        given("x-vtex-api-appkey") == Some(self.app_key.as_str())
+            && given("x-vtex-api-apptoken") == Some(self.app_token.as_str())
+    }
+}
+
 async fn get_order(
     State(oms): State<Oms>,
     Path(order_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let given = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if given("x-vtex-api-appkey") != Some(oms.app_key.as_str())
-        || given("x-vtex-api-apptoken") != Some(oms.app_token.as_str())
-    {
+    if !oms.authorised(&headers) {
         return vtex_error(StatusCode::UNAUTHORIZED, "1", "Unauthorized");
     }
     let found = order_id
@@ -376,4 +393,147 @@ async fn get_order(
             .into_response(),
         None => vtex_error(StatusCode::NOT_FOUND, "OMS001", "Order Not Found"),
     }
+}
+
+/// One order of the list: a summary, as `GET /api/oms/pvt/orders` lists it.
+fn summary_json(order: &SimOrder) -> Json {
+    let (state, _, description) = states(order.status);
+    let paid = order.paid_at().map(vtex_time);
+    let items: u64 = order
+        .lines
+        .iter()
+        .map(|line| u64::from(line.quantity))
+        .sum();
+    Json::object([
+        ("orderId", order_id(order).into()),
+        ("creationDate", vtex_time(order.created_at).into()),
+        ("clientName", order.customer.full_name().into()),
+        ("items", Json::Null),
+        ("totalValue", order.total_minor().into()),
+        ("paymentNames", "".into()),
+        ("status", state.into()),
+        ("statusDescription", description.into()),
+        ("marketPlaceOrderId", Json::Null),
+        ("sequence", order.number.to_string().into()),
+        ("salesChannel", "1".into()),
+        ("affiliateId", "".into()),
+        ("origin", "Marketplace".into()),
+        ("workflowInErrorState", false.into()),
+        ("workflowInRetry", false.into()),
+        ("lastMessageUnread", Json::Null),
+        ("ShippingEstimatedDate", Json::Null),
+        ("orderIsComplete", true.into()),
+        ("listId", Json::Null),
+        ("listType", Json::Null),
+        ("authorizedDate", paid.clone().into()),
+        ("callCenterOperatorName", Json::Null),
+        ("totalItems", items.into()),
+        ("currencyCode", order.currency.as_str().into()),
+        ("lastChange", vtex_time(order.updated_at).into()),
+        ("paymentApprovedDate", paid.into()),
+    ])
+}
+
+/// `creationDate:[2022-01-01T02:00:00.000Z TO 2022-01-02T01:59:59.999Z]`, both ends
+/// inclusive.
+fn creation_range(text: &str) -> Option<(OffsetDateTime, OffsetDateTime)> {
+    let range = text
+        .trim()
+        .strip_prefix("creationDate:[")?
+        .strip_suffix(']')?;
+    let (from, to) = range.split_once(" TO ")?;
+    let read = |t: &str| orderflow_connectors::timestamp::parse("f_creationDate", t.trim()).ok();
+    Some((read(from)?, read(to)?))
+}
+
+async fn list_orders(
+    State(oms): State<Oms>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    if !oms.authorised(&headers) {
+        return vtex_error(StatusCode::UNAUTHORIZED, "1", "Unauthorized");
+    }
+    let query = decode_query(raw.as_deref().unwrap_or(""));
+    let bad = |message: &str| vtex_error(StatusCode::BAD_REQUEST, "1", message);
+    let range = match param(&query, "f_creationDate") {
+        None => None,
+        Some(text) => match creation_range(text) {
+            Some(range) => Some(range),
+            None => return bad("f_creationDate must be creationDate:[{from} TO {to}]"),
+        },
+    };
+    let statuses: Option<Vec<&str>> =
+        param(&query, "f_status").map(|list| list.split(',').map(str::trim).collect());
+    let number = |name: &str, default: usize| match param(&query, name) {
+        None => Some(default),
+        Some(text) => text.trim().parse::<usize>().ok(),
+    };
+    let Some(per_page) = number("per_page", 15).filter(|n| (1..=100).contains(n)) else {
+        return bad("per_page must be between 1 and 100");
+    };
+    let Some(page) = number("page", 1).filter(|n| (1..=30).contains(n)) else {
+        return bad("page must be between 1 and 30: refine the filters to see further");
+    };
+    let order_by = param(&query, "orderBy").unwrap_or("creationDate,desc");
+    let Some((field, direction)) = order_by.split_once(',') else {
+        return bad("orderBy must be {field},{asc|desc}");
+    };
+    if !matches!(field, "creationDate" | "orderId" | "totalValue") {
+        return bad("orderBy takes creationDate, orderId or totalValue here");
+    }
+    let descending = match direction {
+        "desc" => true,
+        "asc" => false,
+        _ => return bad("orderBy must end in asc or desc"),
+    };
+
+    let mut orders: Vec<SimOrder> = oms
+        .shop
+        .orders()
+        .into_iter()
+        .filter(|order| {
+            range.is_none_or(|(from, to)| from <= order.created_at && order.created_at <= to)
+                && statuses
+                    .as_ref()
+                    .is_none_or(|list| list.contains(&states(order.status).0))
+        })
+        .collect();
+    orders.sort_by_key(|order| match field {
+        "orderId" => (0, order.id),
+        "totalValue" => (order.total_minor(), order.id),
+        _ => (
+            i64::try_from(order.created_at.unix_timestamp_nanos() / 100).unwrap_or(i64::MAX),
+            order.id,
+        ),
+    });
+    if descending {
+        orders.reverse();
+    }
+    let total = orders.len();
+    let list: Vec<Json> = orders
+        .iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .map(summary_json)
+        .collect();
+    let body = Json::object([
+        ("list", Json::Array(list)),
+        ("facets", Json::Array(Vec::new())),
+        (
+            "paging",
+            Json::object([
+                ("total", total.into()),
+                ("pages", total.div_ceil(per_page).into()),
+                ("currentPage", page.into()),
+                ("perPage", per_page.into()),
+            ]),
+        ),
+    ]);
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        body.to_bytes(),
+    )
+        .into_response()
 }

@@ -488,3 +488,197 @@ async fn woocommerce_lists_orders_modified_after_a_time_page_by_page() {
         .expect("JSON");
     assert_eq!(body, Value::Array(vec![]));
 }
+
+/// `at` as VTEX's `f_creationDate` bounds are written, to the millisecond.
+fn vtex_bound(at: OffsetDateTime) -> String {
+    at.format(time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    ))
+    .expect("formattable")
+}
+
+#[tokio::test]
+async fn vtex_oms_lists_orders_created_in_an_interval_newest_first_page_by_page() {
+    let orders = five_orders(16);
+    let oms = orderflow_sim::vtex::serve_oms(Shop::with_orders(orders.clone()), "key", "token")
+        .await
+        .expect("serves");
+    let list = |query: Vec<(&'static str, String)>, token: &'static str| {
+        http()
+            .get(format!("{}/api/oms/pvt/orders", oms.url()))
+            .header("X-VTEX-API-AppKey", "key")
+            .header("X-VTEX-API-AppToken", token)
+            .query(&query)
+            .send()
+    };
+    assert_eq!(
+        list(Vec::new(), "wrong").await.expect("answers").status(),
+        StatusCode::UNAUTHORIZED
+    );
+    for refused in [
+        vec![("per_page", "101".to_owned())],
+        vec![("page", "31".to_owned())],
+        vec![("f_creationDate", "lastChange:[a TO b]".to_owned())],
+        vec![("orderBy", "lastChange,desc".to_owned())],
+    ] {
+        let response = list(refused.clone(), "token").await.expect("answers");
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{refused:?}");
+    }
+
+    // Orders 1 to 3, both ends inclusive to the millisecond.
+    let range = format!(
+        "creationDate:[{} TO {}]",
+        vtex_bound(orders[1].created_at),
+        vtex_bound(orders[3].created_at + Span::milliseconds(1)),
+    );
+    let page = |number: u32| {
+        list(
+            vec![
+                ("f_creationDate", range.clone()),
+                ("orderBy", "creationDate,desc".to_owned()),
+                ("page", number.to_string()),
+                ("per_page", "2".to_owned()),
+            ],
+            "token",
+        )
+    };
+    let mut listed = Vec::new();
+    for number in 1..=2 {
+        let body: Value = page(number)
+            .await
+            .expect("answers")
+            .json()
+            .await
+            .expect("JSON");
+        assert_eq!(body["paging"]["total"], 3);
+        assert_eq!(body["paging"]["pages"], 2);
+        assert_eq!(body["paging"]["currentPage"], number);
+        for summary in body["list"].as_array().expect("a list") {
+            let id = summary["orderId"].as_str().expect("an orderId").to_owned();
+            let order = orders
+                .iter()
+                .find(|o| format!("{}-01", o.id) == id)
+                .expect("a listed order");
+            let last_change = summary["lastChange"].as_str().expect("a lastChange");
+            assert_eq!(
+                orderflow_connectors::timestamp::parse("lastChange", last_change).expect("a time"),
+                order.updated_at
+            );
+            assert!(summary["status"].is_string());
+            listed.push(id);
+        }
+    }
+    let expected: Vec<String> = orders[1..=3]
+        .iter()
+        .rev()
+        .map(|o| format!("{}-01", o.id))
+        .collect();
+    assert_eq!(listed, expected, "newest first");
+
+    let everything: Value = list(Vec::new(), "token")
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(everything["paging"]["perPage"], 15, "VTEX's default page");
+    assert_eq!(everything["list"].as_array().map(Vec::len), Some(5));
+    assert_eq!(
+        everything["list"][0]["orderId"],
+        format!("{}-01", orders[4].id)
+    );
+}
+
+#[tokio::test]
+async fn jumpseller_api_lists_orders_after_an_id_page_by_page_for_its_login_and_token() {
+    let orders = five_orders(17);
+    let api = orderflow_sim::jumpseller::serve_api(
+        Shop::with_orders(orders.clone()),
+        "login",
+        "authtoken",
+    )
+    .await
+    .expect("serves");
+    let get = |path: String, token: &'static str| {
+        http()
+            .get(format!("{}/v1/{path}", api.url()))
+            .basic_auth("login", Some(token))
+            .send()
+    };
+    assert_eq!(
+        get("orders.json".into(), "wrong")
+            .await
+            .expect("answers")
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let by_query = http()
+        .get(format!(
+            "{}/v1/orders/count.json?login=login&authtoken=authtoken",
+            api.url()
+        ))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(
+        by_query.status(),
+        StatusCode::OK,
+        "the deprecated query form"
+    );
+    let count: Value = by_query.json().await.expect("JSON");
+    assert_eq!(count["count"], 5);
+    assert_eq!(
+        get("orders.json?limit=0".into(), "authtoken")
+            .await
+            .expect("answers")
+            .status(),
+        StatusCode::BAD_REQUEST
+    );
+
+    let after = orders[1].id;
+    let mut seen = Vec::new();
+    for page in 1..=2 {
+        let items: Vec<Box<RawValue>> = get(
+            format!("orders/after/{after}.json?limit=2&page={page}"),
+            "authtoken",
+        )
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("an array");
+        for item in items {
+            let parsed = parse_order(Platform::Jumpseller, item.get().as_bytes()).expect("parses");
+            let order = orders
+                .iter()
+                .find(|o| o.id.to_string() == parsed.external_id)
+                .expect("a listed order");
+            assert_same_order(Platform::Jumpseller, order, &parsed);
+            seen.push(order.id);
+        }
+    }
+    let expected: Vec<u64> = orders[2..].iter().map(|o| o.id).collect();
+    assert_eq!(seen, expected, "in id order, after the id asked for");
+
+    let all: Vec<Value> = get("orders.json?limit=500".into(), "authtoken")
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("an array");
+    assert_eq!(all.len(), 5);
+    let one = get(format!("orders/{}.json", orders[0].id), "authtoken")
+        .await
+        .expect("answers");
+    assert_eq!(one.status(), StatusCode::OK);
+    let body = one.bytes().await.expect("a body");
+    let parsed = parse_order(Platform::Jumpseller, &body).expect("parses");
+    assert_same_order(Platform::Jumpseller, &orders[0], &parsed);
+    assert_eq!(
+        get("orders/1.json".into(), "authtoken")
+            .await
+            .expect("answers")
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+}
