@@ -1,4 +1,5 @@
-//! The order status machine of PRODUCT.md §10.
+//! The order status machine of PRODUCT.md §10, and the points of the fulfilment pipeline's
+//! happy path ([`Progress`]) that the system moves an order to.
 //!
 //! A status change is a [`Transition`], and the only way to build one is
 //! [`Transition::of`], whose type parameters must name an edge declared in [`edges!`]: an
@@ -255,6 +256,71 @@ pub fn after_edit(status: OrderStatus, backordered: bool) -> Option<Transition> 
     }
 }
 
+/// A point on the fulfilment pipeline's happy path that an order is moved to by the system:
+/// payment taken, packing started, parcel handed to the carrier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Progress {
+    Paid,
+    Fulfilling,
+    Shipped,
+}
+
+impl Progress {
+    pub const ALL: [Progress; 3] = [Self::Paid, Self::Fulfilling, Self::Shipped];
+
+    /// The status an order has once it reached this point.
+    pub fn status(self) -> OrderStatus {
+        match self {
+            Self::Paid => OrderStatus::Paid,
+            Self::Fulfilling => OrderStatus::Fulfilling,
+            Self::Shipped => OrderStatus::Shipped,
+        }
+    }
+
+    /// How far along the happy path this point is, for comparing with [`reached`].
+    fn rank(self) -> u8 {
+        match self {
+            Self::Paid => 1,
+            Self::Fulfilling => 2,
+            Self::Shipped => 3,
+        }
+    }
+}
+
+/// How far along the happy path an order at `status` is: `None` when it is off the path
+/// (not yet confirmed, waiting for stock, on hold or ended without shipping).
+fn reached(status: OrderStatus) -> Option<u8> {
+    match status {
+        OrderStatus::Paid => Some(Progress::Paid.rank()),
+        OrderStatus::Fulfilling => Some(Progress::Fulfilling.rank()),
+        shipped if shipped.has_shipped() => Some(Progress::Shipped.rank()),
+        _ => None,
+    }
+}
+
+/// The status change that moves an order at `status` on to `to`, one step at a time.
+///
+/// `Ok(None)` when the order is already at or past `to` on the happy path, so that a pipeline
+/// step that is retried after its change was committed changes nothing. `Err(status)` when the
+/// order cannot get there from where it is: cancelled, rejected, still waiting for stock,
+/// or a step would be skipped (a confirmed order is paid before it is packed).
+///
+/// An order on hold is refused too, although `on_hold → paid | fulfilling` are edges: a hold is
+/// someone's decision to stop the order, which only they may lift, and from `on_hold` alone
+/// nobody can tell which step the order had reached before it.
+pub fn progress(status: OrderStatus, to: Progress) -> Result<Option<Transition>, OrderStatus> {
+    use state::*;
+    let transition = match (status, to) {
+        (OrderStatus::Confirmed, Progress::Paid) => Transition::of::<Confirmed, Paid>(),
+        (OrderStatus::Paid, Progress::Fulfilling) => Transition::of::<Paid, Fulfilling>(),
+        (OrderStatus::Fulfilling, Progress::Shipped) => Transition::of::<Fulfilling, Shipped>(),
+        (status, to) if reached(status).is_some_and(|rank| rank >= to.rank()) => return Ok(None),
+        (status, _) => return Err(status),
+    };
+    Ok(Some(transition))
+}
+
 /// Whether lines and address may still be changed: only while the order holds a reservation
 /// and before any payment was taken for the old lines.
 pub fn editable(status: OrderStatus) -> bool {
@@ -348,6 +414,85 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn progress_moves_one_step_along_the_happy_path_and_repeats_as_a_no_op() {
+        use OrderStatus::*;
+        // Ok(Some(status)): moves there; Ok(None): already there; Err: refused.
+        type Expected = Result<Option<OrderStatus>, OrderStatus>;
+        let table: &[(OrderStatus, Progress, Expected)] = &[
+            (Confirmed, Progress::Paid, Ok(Some(Paid))),
+            (Paid, Progress::Paid, Ok(None)),
+            (Fulfilling, Progress::Paid, Ok(None)),
+            (Delivered, Progress::Paid, Ok(None)),
+            (Paid, Progress::Fulfilling, Ok(Some(Fulfilling))),
+            (Fulfilling, Progress::Fulfilling, Ok(None)),
+            (Shipped, Progress::Fulfilling, Ok(None)),
+            (Fulfilling, Progress::Shipped, Ok(Some(Shipped))),
+            (Shipped, Progress::Shipped, Ok(None)),
+            (InTransit, Progress::Shipped, Ok(None)),
+            (DeliveryException, Progress::Shipped, Ok(None)),
+            (Returned, Progress::Shipped, Ok(None)),
+            (Confirmed, Progress::Fulfilling, Err(Confirmed)),
+            (Paid, Progress::Shipped, Err(Paid)),
+            (Pending, Progress::Paid, Err(Pending)),
+            (Backordered, Progress::Paid, Err(Backordered)),
+            (Cancelled, Progress::Shipped, Err(Cancelled)),
+            (Rejected, Progress::Paid, Err(Rejected)),
+            (OnHold, Progress::Paid, Err(OnHold)),
+            (OnHold, Progress::Fulfilling, Err(OnHold)),
+        ];
+        for &(status, to, expected) in table {
+            let got = progress(status, to).map(|t| {
+                t.map(|t| {
+                    assert_eq!(t.from(), status);
+                    t.to()
+                })
+            });
+            assert_eq!(got, expected, "{status} -> {to:?}");
+        }
+    }
+
+    #[test]
+    fn progress_only_takes_legal_edges_to_the_point_asked_for_and_then_holds_still() {
+        for status in OrderStatus::ALL {
+            for to in Progress::ALL {
+                match progress(status, to) {
+                    Ok(Some(t)) => {
+                        assert_eq!((t.from(), t.to()), (status, to.status()));
+                        assert!(EDGES.contains(&(status, to.status())));
+                        assert_eq!(progress(t.to(), to), Ok(None), "{status} -> {to:?}");
+                    }
+                    Ok(None) => {
+                        // The later points of the happy path, by how far along they are.
+                        let along = |s: OrderStatus| match s {
+                            OrderStatus::Paid => 1,
+                            OrderStatus::Fulfilling => 2,
+                            s if s.has_shipped() => 3,
+                            _ => 0,
+                        };
+                        assert!(along(status) >= along(to.status()), "{status} -> {to:?}");
+                    }
+                    Err(refused) => {
+                        assert_eq!(refused, status);
+                        assert_ne!(status, to.status());
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_order_ends_up_shipped_by_asking_for_each_point_in_turn() {
+        let mut status = OrderStatus::Confirmed;
+        for to in Progress::ALL {
+            let transition = progress(status, to)
+                .expect("the happy path is open")
+                .expect("each point is new");
+            status = transition.to();
+        }
+        assert_eq!(status, OrderStatus::Shipped);
     }
 
     #[test]

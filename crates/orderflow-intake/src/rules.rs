@@ -103,6 +103,26 @@ pub enum Decision {
     },
 }
 
+/// Why a region rule refuses an order shipping to `region`, if it does. Orders placed over the
+/// API are held to the same region rules as storefront orders.
+pub fn refuses_region(rule: &Rule, region: Option<&str>) -> Option<String> {
+    match rule {
+        Rule::AllowRegions { regions }
+            if !region.is_some_and(|r| regions.iter().any(|a| a == r)) =>
+        {
+            Some(format!(
+                "shipping region {} is not among {}",
+                region.unwrap_or("(none)"),
+                regions.join(", ")
+            ))
+        }
+        Rule::ExcludeRegions { regions } => region
+            .filter(|r| regions.iter().any(|x| x == r))
+            .map(|r| format!("shipping region {r} is excluded")),
+        _ => None,
+    }
+}
+
 /// Applies `rules` in order; the first rule that rejects decides.
 pub fn apply(rules: &[Rule], order: &IncomingOrder) -> Decision {
     let region = order
@@ -115,23 +135,11 @@ pub fn apply(rules: &[Rule], order: &IncomingOrder) -> Decision {
     let mut alone: Vec<&str> = Vec::new();
     for rule in rules {
         match rule {
-            Rule::AllowRegions { regions } => {
-                if !region.is_some_and(|r| regions.iter().any(|allowed| allowed == r)) {
+            Rule::AllowRegions { .. } | Rule::ExcludeRegions { .. } => {
+                if let Some(reason) = refuses_region(rule, region) {
                     return Decision::Reject {
                         rule: rule.kind(),
-                        reason: format!(
-                            "shipping region {} is not among {}",
-                            region.unwrap_or("(none)"),
-                            regions.join(", ")
-                        ),
-                    };
-                }
-            }
-            Rule::ExcludeRegions { regions } => {
-                if let Some(r) = region.filter(|r| regions.iter().any(|x| x == r)) {
-                    return Decision::Reject {
-                        rule: rule.kind(),
-                        reason: format!("shipping region {r} is excluded"),
+                        reason,
                     };
                 }
             }

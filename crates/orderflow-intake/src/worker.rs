@@ -35,6 +35,21 @@ pub struct WorkerConfig {
     /// Claims after which a delivery that keeps failing for passing reasons (database, a
     /// platform API) is marked failed instead of retried.
     pub max_attempts: u32,
+    /// Makes the workflow run each new storefront order starts with, on a node that runs
+    /// workflows; the run is created in the order's transaction.
+    pub order_run: Option<OrderRun>,
+}
+
+/// Makes a new order's workflow run, given the instant the order is placed.
+#[derive(Clone)]
+pub struct OrderRun(
+    pub Arc<dyn Fn(OffsetDateTime) -> Option<orderflow_store::NewRun> + Send + Sync>,
+);
+
+impl std::fmt::Debug for OrderRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OrderRun")
+    }
 }
 
 impl Default for WorkerConfig {
@@ -44,6 +59,7 @@ impl Default for WorkerConfig {
             lease: Duration::from_secs(30),
             poll: Duration::from_millis(500),
             max_attempts: 5,
+            order_run: None,
         }
     }
 }
@@ -374,7 +390,11 @@ impl Worker {
         let placed = self
             .store
             .place_order(PlaceOrder {
-                run: None,
+                run: self
+                    .config
+                    .order_run
+                    .as_ref()
+                    .and_then(|make| (make.0)(now)),
                 order_id,
                 store_id: store.store_id.clone(),
                 lines,
@@ -455,6 +475,7 @@ impl Worker {
                 .cancel_order(
                     &Scope::Store(store.store_id.clone()),
                     CancelOrder {
+                        runs: None,
                         order_id: order_id.clone(),
                         reason: Some(format!(
                             "{} on {}",
@@ -507,6 +528,7 @@ impl Worker {
             ));
         };
         let cancel = CancelOrder {
+            runs: None,
             order_id: order.order_id.clone(),
             reason: Some("deleted on woocommerce".into()),
             now: OffsetDateTime::now_utc(),

@@ -279,6 +279,10 @@ impl From<orderflow_store::Error> for ApiError {
             )),
             E::LinesManagedElsewhere => Self::Conflict(E::LinesManagedElsewhere.to_string()),
             E::IdempotencyKeyReused => Self::IdempotencyKeyReused,
+            E::InvalidAction(reason) => Self::Conflict(reason),
+            E::NotAdvanceable(status) => Self::Conflict(format!(
+                "an order that is {status} cannot move on in the pipeline"
+            )),
             E::MixedCurrencies => {
                 Self::InvalidBody("all lines of an order must be priced in one currency".into())
             }

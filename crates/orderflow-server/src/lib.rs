@@ -45,9 +45,28 @@ pub struct Services {
     /// Notified when forwards are made due by hand.
     pub forward_wake: Arc<Notify>,
     pub stores: api::intake::StoreCache,
+    /// The workflow engine's controls, when this node runs workflows; every order placed here
+    /// then starts a run of the order pipeline.
+    pub workflows: Option<orderflow_workflow::Control>,
 }
 
 /// What every handler shares: cheap to clone.
+impl Services {
+    /// A run of the order pipeline for an order placed at `now`, when this node runs
+    /// workflows: the store starts it in the transaction that creates the order.
+    pub fn order_run(
+        &self,
+        payment_method: Option<&str>,
+        now: time::OffsetDateTime,
+    ) -> Option<orderflow_store::NewRun> {
+        self.workflows.as_ref()?.registry().new_run(
+            orderflow_pipeline::ORDER_WORKFLOW,
+            &orderflow_pipeline::run_input(payment_method),
+            now,
+        )
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AppState(Arc<Services>);
 
@@ -60,7 +79,16 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, admin_token: Option<&str>) -> Self {
+        Self::with_workflows(store, admin_token, None)
+    }
+
+    pub fn with_workflows(
+        store: Arc<dyn Store>,
+        admin_token: Option<&str>,
+        workflows: Option<orderflow_workflow::Control>,
+    ) -> Self {
         Self(Arc::new(Services {
+            workflows,
             store,
             admin_token_hash: admin_token.map(auth::hash_token),
             keys: auth::KeyCache::default(),
@@ -81,6 +109,8 @@ impl AppState {
         api::stores::create, api::stores::get, api::stores::update, api::stores::create_key,
         api::intake::receive, api::intake::list, api::intake::get, api::intake::list_forwards,
         api::intake::retry_forward, api::intake::retry_forwards, api::intake::preview_rules,
+        api::runs::list_workflows, api::runs::list_runs, api::runs::get_run, api::runs::retry_step,
+        api::runs::skip_step, api::runs::cancel_run, api::runs::get_document,
         api::system::healthz, api::system::readyz, api::system::metrics, api::system::problem_page,
     ),
     modifiers(&BearerAuth),
@@ -89,6 +119,7 @@ impl AppState {
         (name = "products", description = "Catalogue and stock"),
         (name = "stores", description = "Tenants and their storefront integrations"),
         (name = "intake", description = "Storefront webhooks, the inbox of deliveries and forwards to courier systems"),
+        (name = "workflows", description = "Workflow definitions, runs with their steps and attempts, retry, skip and cancel"),
         (name = "auth", description = "API keys"),
         (name = "system", description = "Probes, metrics and problem types"),
     )
@@ -146,6 +177,22 @@ pub fn router(state: AppState) -> Router {
             get(api::orders::get)
                 .patch(api::orders::edit)
                 .delete(api::orders::cancel),
+        )
+        .route(
+            "/orders/{order_id}/documents/{kind}",
+            get(api::runs::get_document),
+        )
+        .route("/workflows", get(api::runs::list_workflows))
+        .route("/runs", get(api::runs::list_runs))
+        .route("/runs/{run_id}", get(api::runs::get_run))
+        .route("/runs/{run_id}/cancel", post(api::runs::cancel_run))
+        .route(
+            "/runs/{run_id}/steps/{step}/retry",
+            post(api::runs::retry_step),
+        )
+        .route(
+            "/runs/{run_id}/steps/{step}/skip",
+            post(api::runs::skip_step),
         )
         .route("/products", get(api::products::list))
         .route(
@@ -226,6 +273,13 @@ impl Background {
         forwarding: orderflow_intake::forward::ForwardPolicy,
         pull_every: std::time::Duration,
     ) -> Self {
+        let mut worker = worker;
+        if worker.order_run.is_none() && state.workflows.is_some() {
+            let state = state.clone();
+            worker.order_run = Some(orderflow_intake::worker::OrderRun(Arc::new(move |now| {
+                state.order_run(Some(orderflow_pipeline::PAID_AT_PLATFORM), now)
+            })));
+        }
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
             let _ = stopped.wait_for(|stop| *stop).await;

@@ -1,16 +1,18 @@
 //! What both backends do the same way around their SQL: pricing lines, totals, idempotent
-//! replays and (de)serialising the JSON columns.
+//! replays, shipping and filling backorders, and (de)serialising the JSON columns.
 
 use orderflow_domain::status;
-use orderflow_domain::{Currency, OrderLine, OrderStatus, ProductId, Quantity, ReservationPlan};
+use orderflow_domain::{
+    Currency, OrderLine, OrderStatus, ProductId, Quantity, ReservationPlan, StockLevel,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
 use crate::model::{
-    Idempotency, InboxFilter, OrderFilter, PlaceOrder, Placement, PricedLine, Receipt, Scope,
-    StoreSettings,
+    BackorderLine, Idempotency, InboxFilter, OrderFilter, PlaceOrder, Placement, PricedLine,
+    Receipt, Scope, StoreSettings,
 };
 
 pub(crate) fn latest_version(migrations: &[refinery::Migration]) -> i64 {
@@ -91,6 +93,102 @@ pub(crate) fn total(lines: &[PricedLine]) -> Result<(Option<Currency>, i64)> {
     }
     Ok((Some(first.currency), total))
 }
+
+/// Each product's level once the order's `lines` left the warehouse: the units come off
+/// `reserved` and `on_hand` alike. `level_of` must know every line's product.
+pub(crate) fn shipped_levels(
+    lines: &[PricedLine],
+    level_of: impl Fn(&ProductId) -> Option<StockLevel>,
+) -> Result<Vec<(&ProductId, StockLevel)>> {
+    lines
+        .iter()
+        .map(|line| {
+            let shipped = level_of(&line.product_id)
+                .and_then(|level| level.ship(i64::from(line.quantity.get())))
+                .ok_or_else(|| {
+                    Error::Corrupt(format!(
+                        "product {} does not hold the units an order ships",
+                        line.product_id
+                    ))
+                })?;
+            Ok((&line.product_id, shipped))
+        })
+        .collect()
+}
+
+/// One product a backordered order waits for, and its place in that product's queue.
+#[derive(Debug, Clone)]
+pub(crate) struct Waiting {
+    pub(crate) product_id: ProductId,
+    pub(crate) quantity: i64,
+    /// Units of the product that live orders which started waiting earlier still wait for.
+    pub(crate) ahead: i64,
+}
+
+/// What a backordered order still misses, per product, before it may take everything it waits
+/// for: first come, first served, so the orders ahead of it get their share of what is
+/// available first. Empty when its turn has come for every product.
+pub(crate) fn still_missing(
+    waiting: &[Waiting],
+    level_of: impl Fn(&ProductId) -> Option<StockLevel>,
+) -> Result<Vec<BackorderLine>> {
+    let mut missing = Vec::new();
+    for product in waiting {
+        let level = level_of(&product.product_id).ok_or_else(|| {
+            Error::Corrupt(format!(
+                "backordered product {} does not exist",
+                product.product_id
+            ))
+        })?;
+        let left_for_it = (level.available() - product.ahead).max(0);
+        if left_for_it < product.quantity {
+            missing.push(BackorderLine {
+                product_id: product.product_id.clone(),
+                quantity: quantity(product.quantity - left_for_it)?,
+            });
+        }
+    }
+    Ok(missing)
+}
+
+/// The order's lines once its backorder is filled: a partly reserved line grows by the units
+/// it waited for; a product it had none of yet gets a new line, at its current price, after
+/// the others. `price_of` must know every waiting product.
+pub(crate) fn filled_lines(
+    mut lines: Vec<PricedLine>,
+    filled: &[Waiting],
+    price_of: impl Fn(&ProductId) -> Option<(i64, Currency)>,
+) -> Result<Vec<PricedLine>> {
+    for product in filled {
+        match lines
+            .iter_mut()
+            .find(|line| line.product_id == product.product_id)
+        {
+            Some(line) => {
+                line.quantity = quantity(i64::from(line.quantity.get()) + product.quantity)?;
+            }
+            None => {
+                let (unit_price_minor, currency) =
+                    price_of(&product.product_id).ok_or_else(|| {
+                        Error::Corrupt(format!(
+                            "backordered product {} does not exist",
+                            product.product_id
+                        ))
+                    })?;
+                lines.push(PricedLine {
+                    product_id: product.product_id.clone(),
+                    quantity: quantity(product.quantity)?,
+                    unit_price_minor,
+                    currency,
+                });
+            }
+        }
+    }
+    Ok(lines)
+}
+
+/// The timeline note of a filled backorder.
+pub(crate) const BACKORDER_FILLED: &str = "backorder filled";
 
 pub(crate) fn placement_note(plan: &ReservationPlan) -> Option<&'static str> {
     if plan.backorder.is_empty() {

@@ -24,6 +24,8 @@ pub enum Error {
     LinesManagedElsewhere,
     #[error("an order that is {0} can no longer be cancelled")]
     TooLateToCancel(OrderStatus),
+    #[error("an order that is {0} cannot be moved along the fulfilment path as asked")]
+    NotAdvanceable(OrderStatus),
     #[error("the idempotency key was already used with a different request")]
     IdempotencyKeyReused,
     #[error("lines are priced in more than one currency")]

@@ -85,6 +85,38 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// cancelled order unchanged.
     async fn cancel_order(&self, scope: &Scope, cancel: CancelOrder) -> Result<Order>;
     async fn list_orders(&self, scope: &Scope, filter: OrderFilter) -> Result<Page<Order>>;
+    /// Moves an order one step along the fulfilment path (paid, fulfilling, shipped): status,
+    /// version and a timeline entry with the note. Shipping turns the order's reservation into
+    /// stock that left (`on_hand` and `reserved` both drop by each line). An order already at
+    /// or past the point is returned unchanged, so a retried step is harmless; one that cannot
+    /// get there is refused with [`Error::NotAdvanceable`].
+    async fn advance_order(&self, advance: AdvanceOrder) -> Result<Order>;
+    /// Reserves the units a backordered order waits for if the stock allows it, first come,
+    /// first served: of each product, the order may take only what is left after every order
+    /// that started waiting for it earlier got its share. All or nothing; when filled, its
+    /// lines grow by what was reserved and it is confirmed.
+    async fn fill_backorder(
+        &self,
+        order_id: &OrderId,
+        now: OffsetDateTime,
+    ) -> Result<BackorderFill>;
+
+    /// Stores an order's document of `kind`, replacing the one written before (a retried step
+    /// rewrites its document). [`Error::NotFound`] when there is no such order.
+    async fn put_document(
+        &self,
+        order_id: &OrderId,
+        kind: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        now: OffsetDateTime,
+    ) -> Result<()>;
+    /// An order's document, if `scope` may see the order.
+    async fn get_document(&self, scope: &Scope, order_id: &OrderId, kind: &str)
+    -> Result<Document>;
+    /// An order's documents by kind, without bodies; [`Error::NotFound`] when `scope` may not
+    /// see the order.
+    async fn list_documents(&self, scope: &Scope, order_id: &OrderId) -> Result<Vec<DocumentInfo>>;
 
     /// Per product of a store: units reserved by live orders according to their lines, and the
     /// `reserved` column. Used by tests and checks to prove the books balance.
@@ -216,6 +248,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Fires whenever new work may be claimable (a run started, a step made ready), on this
     /// node and, on PostgreSQL, on every node.
     fn work_signal(&self) -> std::sync::Arc<tokio::sync::Notify>;
+
+    /// Tries to become the one node that does `role`; `None` while another node holds it.
+    async fn try_lead(&self, role: &str) -> Result<Option<Box<dyn Leadership>>>;
 
     /// Leases up to `limit` alerts that are due to be sent.
     async fn claim_alerts(

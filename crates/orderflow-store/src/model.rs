@@ -1,6 +1,7 @@
 //! The records the store takes and returns. They are plain data: validation happened when the
 //! domain types inside them were built.
 
+use orderflow_domain::status::Progress;
 use orderflow_domain::{
     Address, Currency, Customer, CustomerId, OrderId, OrderLines, OrderStatus, ProductId, Quantity,
     Shortfall, StoreId, TimelineEntry,
@@ -302,6 +303,55 @@ pub struct CancelOrder {
     pub order_id: OrderId,
     pub reason: Option<String>,
     pub now: OffsetDateTime,
+    /// `Some` to cancel the order's running workflow runs in the same transaction, so that no
+    /// step ever finds the order cancelled while its run goes on.
+    pub runs: Option<std::sync::Arc<dyn crate::runs::RunPlanner>>,
+}
+
+/// The fulfilment pipeline moving an order on. Not scoped: the system acts, not a caller.
+#[derive(Debug, Clone)]
+pub struct AdvanceOrder {
+    pub order_id: OrderId,
+    pub to: Progress,
+    /// The timeline note of the change (the payment's reference, the carrier's tracking code).
+    pub note: Option<String>,
+    pub now: OffsetDateTime,
+}
+
+/// What trying to reserve a backordered order's missing units came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one answer per call, never held in bulk: boxing the order would buy nothing"
+)]
+pub enum BackorderFill {
+    /// Everything it waited for is reserved now; the order is confirmed.
+    Filled(Order),
+    /// Not yet: per product, how many more units must arrive before this order's turn can be
+    /// served (orders that have waited longer are served first). Nothing changed.
+    Waiting { missing: Vec<BackorderLine> },
+    /// The order waits for nothing (any more): its status.
+    NotBackordered(OrderStatus),
+}
+
+/// A file the pipeline produced for an order (packing slip, shipping label), one per kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Document {
+    pub kind: String,
+    pub content_type: String,
+    pub body: Vec<u8>,
+    /// When this version was written; rewriting a document replaces it.
+    pub created_at: OffsetDateTime,
+}
+
+/// A document without its body, for listings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentInfo {
+    pub kind: String,
+    pub content_type: String,
+    /// Bytes in the body.
+    pub size: u64,
+    pub created_at: OffsetDateTime,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

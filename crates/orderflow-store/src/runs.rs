@@ -356,3 +356,9 @@ pub(crate) fn check_action(
         )))
     }
 }
+
+/// Being the one node that does something (start cron runs): held until dropped, or until the
+/// connection that holds it dies.
+pub trait Leadership: Send + Sync + fmt::Debug {
+    fn is_held(&self) -> bool;
+}

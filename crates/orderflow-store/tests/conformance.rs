@@ -947,6 +947,7 @@ async fn an_order_is_visible_only_within_its_store_and_to_its_own_customer(store
 
     let other_store = Scope::Store(acme);
     let cancel = CancelOrder {
+        runs: None,
         order_id: id.clone(),
         reason: None,
         now: now(),
@@ -1246,6 +1247,7 @@ async fn cancelling_an_order_releases_its_reservation_exactly_once(store: Arc<dy
     stock(&*store, &shop, &[("a", 100, 5)]).await;
     let before = placed(&*store, order(&shop, &[("a", 3)])).await;
     let cancel = CancelOrder {
+        runs: None,
         order_id: before.order_id.clone(),
         reason: Some("customer asked".into()),
         now: now(),
@@ -1280,6 +1282,7 @@ async fn cancelling_an_order_releases_its_reservation_exactly_once(store: Arc<dy
         .cancel_order(
             &Scope::Everything,
             CancelOrder {
+                runs: None,
                 reason: Some("twice".into()),
                 now: now(),
                 ..cancel
@@ -1307,6 +1310,7 @@ async fn a_cancelled_order_cannot_be_edited(store: Arc<dyn Store>) {
     stock(&*store, &shop, &[("a", 100, 5)]).await;
     let before = placed(&*store, order(&shop, &[("a", 3)])).await;
     let cancel = CancelOrder {
+        runs: None,
         order_id: before.order_id.clone(),
         reason: None,
         now: now(),
@@ -1372,6 +1376,7 @@ async fn cancelling_a_backordered_order_releases_only_what_it_reserved(store: Ar
     );
 
     let cancel = CancelOrder {
+        runs: None,
         order_id: partial.order_id.clone(),
         reason: None,
         now: now(),
@@ -1477,6 +1482,7 @@ async fn orders_are_listed_by_scope_and_filtered_by_status_customer_and_store(
     let o4 = placed(&*store, place(&acme, Some("c-1"))).await.order_id;
     let o5 = placed(&*store, place(&shop, Some("c-1"))).await.order_id;
     let cancel = |order_id: &OrderId| CancelOrder {
+        runs: None,
         order_id: order_id.clone(),
         reason: None,
         now: now(),
@@ -1686,6 +1692,7 @@ async fn workload_task(store: Arc<dyn Store>, seed: u64) -> WorkloadOutcome {
         } else {
             let index = rng.random_range(0..live.len());
             let cancel = CancelOrder {
+                runs: None,
                 order_id: live[index].order_id.clone(),
                 reason: None,
                 now: now(),

@@ -500,6 +500,7 @@ async fn an_order_of_a_store_that_does_not_manage_stock_cancels_without_releasin
         .cancel_order(
             &scope,
             orderflow_store::CancelOrder {
+                runs: None,
                 order_id: placed.receipt.order_id,
                 reason: Some("cancelled on shopify".into()),
                 now: now(),

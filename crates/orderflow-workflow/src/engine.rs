@@ -552,7 +552,10 @@ fn failure(step: &ClaimedStep, error: String) -> StepResult {
             unix_millis(OffsetDateTime::now_utc()),
             rand::rng().random(),
         ),
-        title: format!("{} failed in {}{order}", step.step, step.workflow),
+        title: format!(
+            "Step {} failed ({} workflow{order})",
+            step.step, step.workflow
+        ),
         body: format!(
             "Step {} of run {} ({}{order}) gave up after attempt {}: {error}",
             step.step, step.run_id, step.workflow, step.attempt

@@ -1,6 +1,8 @@
 //! Starts the runs of workflows that have a cron schedule. Every node with the scheduler role
-//! may run it; each tick's run carries the dedupe key `workflow@instant`, so however many
-//! nodes see the tick, one run starts.
+//! runs a scheduler, and the one holding the store's leadership (an advisory lock on
+//! PostgreSQL) fires the ticks; if it dies, another takes over at the next tick. Each tick's run
+//! also carries the dedupe key `workflow@instant`, so even two nodes that both believe they
+//! lead start it once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,8 +41,12 @@ pub fn tick_key(workflow: &str, at: OffsetDateTime) -> String {
     format!("{workflow}@{at}")
 }
 
+/// The leadership role the schedulers compete for.
+pub const LEADER_ROLE: &str = "orderflow-scheduler";
+
 async fn tick(store: Arc<dyn Store>, registry: Arc<Registry>) {
     let mut last = OffsetDateTime::now_utc();
+    let mut leadership: Option<Box<dyn orderflow_store::Leadership>> = None;
     loop {
         let next = registry
             .workflows()
@@ -51,6 +57,20 @@ async fn tick(store: Arc<dyn Store>, registry: Arc<Registry>) {
         };
         let wait = Duration::try_from(at - OffsetDateTime::now_utc()).unwrap_or(Duration::ZERO);
         tokio::time::sleep(wait).await;
+        if !leadership.as_ref().is_some_and(|held| held.is_held()) {
+            leadership = match store.try_lead(LEADER_ROLE).await {
+                Ok(taken) => taken,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot ask for the scheduler's leadership");
+                    None
+                }
+            };
+        }
+        if leadership.is_none() {
+            // Another node leads and fires this tick.
+            last = at;
+            continue;
+        }
         for workflow in registry.workflows() {
             let due = workflow
                 .schedule()

@@ -24,23 +24,26 @@ pub enum Scenario {
     /// ~3 KB signed Shopify webhook deliveries for a courier's client store: acknowledgements,
     /// then how fast the inbox becomes orders.
     Ingest,
+    /// Orders through the whole order pipeline (stock, payment, slip, e-mail, shipment,
+    /// e-mail) against in-process sandboxes that answer at once.
+    Pipeline,
 }
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     #[arg(value_enum)]
-    scenario: Scenario,
+    pub(crate) scenario: Scenario,
     /// A PostgreSQL server to benchmark on (a scratch database is created on it and dropped);
     /// without it, a fresh SQLite file.
     #[arg(long)]
-    database_url: Option<String>,
+    pub(crate) database_url: Option<String>,
     #[arg(long, default_value_t = 64)]
-    concurrency: usize,
+    pub(crate) concurrency: usize,
     /// Seconds of load, for the floor and for the scenario each.
     #[arg(long, default_value_t = 10)]
-    seconds: u64,
+    pub(crate) seconds: u64,
     #[arg(long, default_value_t = 10_000)]
-    skus: usize,
+    pub(crate) skus: usize,
 }
 
 const STOCK_PER_SKU: i64 = 1_000_000_000;
@@ -96,7 +99,7 @@ async fn seed(store: &dyn Store, skus: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn sku(i: usize) -> String {
+pub(crate) fn sku(i: usize) -> String {
     format!("SKU-{i:06}")
 }
 
@@ -107,12 +110,15 @@ async fn measure(args: &BenchArgs, url: &str, backend: &str) -> anyhow::Result<S
     let skus = match args.scenario {
         Scenario::Orders => args.skus.max(2),
         Scenario::OrdersHot | Scenario::Ingest => 1,
+        Scenario::Pipeline => args.skus.max(2),
     };
     seed(store.as_ref(), skus).await?;
-    if matches!(args.scenario, Scenario::Ingest) {
-        return measure_ingest(args, store, backend).await;
+    match args.scenario {
+        Scenario::Ingest => return measure_ingest(args, store, backend).await,
+        Scenario::Pipeline => return crate::bench_pipeline::measure(args, store, backend).await,
+        Scenario::Orders | Scenario::OrdersHot => {}
     }
-    let server = Running::start(store.clone(), SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let server = Running::start(store.clone(), SocketAddr::from(([127, 0, 0, 1], 0)), None).await?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
@@ -198,7 +204,7 @@ async fn measure_ingest(
             now: time::OffsetDateTime::now_utc(),
         })
         .await?;
-    let server = Running::start(store.clone(), SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let server = Running::start(store.clone(), SocketAddr::from(([127, 0, 0, 1], 0)), None).await?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
@@ -337,14 +343,14 @@ fn shopify_delivery(id: u64) -> String {
     )
 }
 
-fn round(value: f64) -> f64 {
+pub(crate) fn round(value: f64) -> f64 {
     (value * 1000.0).round() / 1000.0
 }
 
 /// A cheap pseudo-random spread of SKUs per worker and iteration (no shared RNG state).
 fn order_body(scenario: Scenario, skus: usize, worker: usize, n: u64) -> String {
     match scenario {
-        Scenario::OrdersHot | Scenario::Ingest => format!(
+        Scenario::OrdersHot | Scenario::Ingest | Scenario::Pipeline => format!(
             r#"{{"products":[{{"product_id":"{}","item_count":1}}]}}"#,
             sku(0)
         ),

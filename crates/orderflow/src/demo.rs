@@ -15,6 +15,7 @@ use orderflow_store::ProductInput;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::engine::{Engine, EngineArgs};
 use crate::server::Running;
 
 #[derive(Debug, Args)]
@@ -57,6 +58,9 @@ const CATEGORIES: &[(&str, &[&str])] = &[
     ("mugs", &["Stoneware mug", "Glass cup", "Travel tumbler"]),
 ];
 
+/// Units of each scarce product that arrive after the stream of orders.
+const SCARCE_RESTOCK: i64 = 100;
+
 #[derive(Debug, Default)]
 struct Tally {
     placed: AtomicU64,
@@ -92,6 +96,11 @@ fn catalogue() -> anyhow::Result<Vec<ProductInput>> {
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    // Backordered orders look for stock often, so the demo shows them complete.
+    let engine = EngineArgs {
+        backorder_poke_ms: 200,
+        ..EngineArgs::sandboxed()
+    };
     for suffix in ["", "-wal", "-shm"] {
         let mut path = args.database.clone().into_os_string();
         path.push(suffix);
@@ -111,17 +120,44 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         args.database.display()
     );
 
-    let server = match Running::start(store.clone(), args.listen).await {
+    let server = match Running::start(store.clone(), args.listen, Some(&engine)).await {
         Ok(server) => server,
-        Err(_) => Running::start(store.clone(), SocketAddr::new(args.listen.ip(), 0)).await?,
+        Err(_) => {
+            Running::start(
+                store.clone(),
+                SocketAddr::new(args.listen.ip(), 0),
+                Some(&engine),
+            )
+            .await?
+        }
     };
     let base = server.url();
     println!("Serving the API at {base} (API reference: {base}/docs)");
+    if let Some(engine) = &server.engine {
+        misbehave(engine);
+    }
 
     let tally = Arc::new(Tally::default());
     let started = Instant::now();
     stream_orders(&args, &base, &server.admin_token, &products, &tally).await?;
     let seconds = started.elapsed().as_secs_f64();
+    let pipeline = match &server.engine {
+        Some(engine) => {
+            // A delivery to the warehouse: backordered orders waiting for the scarce products
+            // are served, oldest first, and run on to shipped.
+            for product in products.iter().filter(|p| p.on_hand < SCARCE_RESTOCK) {
+                store
+                    .adjust_stock(
+                        &StoreId::default_store(),
+                        &product.product_id,
+                        SCARCE_RESTOCK,
+                    )
+                    .await?;
+            }
+            Some(follow_pipeline(store.as_ref(), engine).await?)
+        }
+        None => None,
+    };
 
     let audit = store.audit_reservations(&StoreId::default_store()).await?;
     let balanced = audit
@@ -150,6 +186,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             "UNBALANCED"
         }
     );
+    if let Some(pipeline) = &pipeline {
+        pipeline.print();
+    }
     if args.storefront_orders > 0 {
         crate::demo_storefronts::run(&base, &server.admin_token, args.storefront_orders).await?;
     }
@@ -238,8 +277,11 @@ async fn one_customer(
     let body = json!({
         "products": chosen.iter().map(|p| json!({"product_id": p, "item_count": 1 + n % 2})).collect::<Vec<_>>(),
         "customer": {"customer_id": format!("cust-{}", n % 300), "name": format!("Customer {}", n % 300), "email": format!("c{}@example.com", n % 300)},
-        "shipping_address": {"line1": "Av. Providencia 1234", "city": "Santiago", "region": "RM", "country": "CL"},
+        "shipping_address": {"line1": "Av. Providencia 1234", "city": "Santiago", "region": "RM", "postal_code": "7500000", "country": "CL"},
         "allow_partial": n.is_multiple_of(10),
+        // One customer in 25 pays with a card the provider declines: the pipeline releases
+        // the stock, voids nothing (nothing was held) and tells the customer.
+        "payment_method": if n.is_multiple_of(25) { "pm_card_chargeDeclined" } else if n.is_multiple_of(7) { "cash_on_delivery" } else { "pm_card_visa" },
     });
     let placed = client
         .post(format!("{base}/orders"))
@@ -299,4 +341,139 @@ async fn one_customer(
     {
         tally.cancelled.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// Makes the sandboxes fail now and then, as real providers do, so that retries show.
+fn misbehave(engine: &Engine) {
+    if let Some(payments) = &engine.sandboxes.payments {
+        payments
+            .faults()
+            .on("POST /v1/payment_intents")
+            .fail(25, 503);
+    }
+    if let Some(carrier) = &engine.sandboxes.carrier {
+        carrier
+            .faults()
+            .on("POST /v2/shipments")
+            .rate_limit(15, std::time::Duration::from_millis(300));
+    }
+    if let Some(mail) = &engine.sandboxes.mail {
+        mail.faults().fail_next(10, 451);
+    }
+}
+
+/// What the order pipeline did with the demo's orders.
+#[derive(Debug, Default)]
+struct PipelineTally {
+    runs: usize,
+    succeeded: usize,
+    failed: usize,
+    cancelled: usize,
+    failed_attempts: usize,
+    emails: usize,
+    alerts: usize,
+    seconds: f64,
+}
+
+impl PipelineTally {
+    fn print(&self) {
+        println!();
+        println!(
+            "Workflow runs      {:>7}  (drained {:.1} s after the last order)",
+            self.runs, self.seconds
+        );
+        println!(
+            "  shipped          {:>7}  label, packing slip and two e-mails each",
+            self.succeeded
+        );
+        println!(
+            "  compensated      {:>7}  a step failed for good: stock released, customer told",
+            self.failed
+        );
+        println!("  cancelled        {:>7}  by the customer", self.cancelled);
+        println!(
+            "Failed attempts    {:>7}  declined cards, and sandbox failures retried on schedule",
+            self.failed_attempts
+        );
+        println!(
+            "E-mails delivered  {:>7}  to the demo's SMTP sink",
+            self.emails
+        );
+        println!(
+            "Alerts             {:>7}  to operations, in the demo's Slack sink",
+            self.alerts
+        );
+    }
+}
+
+/// Waits for every run to finish, with a progress bar, then counts what happened.
+async fn follow_pipeline(
+    store: &dyn orderflow_store::Store,
+    engine: &Engine,
+) -> anyhow::Result<PipelineTally> {
+    use orderflow_store::{RunFilter, RunStatus, Scope};
+    let started = Instant::now();
+    let all = |status: Option<RunStatus>| RunFilter {
+        status,
+        limit: 200,
+        ..Default::default()
+    };
+    let count = |status: Option<RunStatus>| async move {
+        let mut filter = all(status);
+        let mut runs = Vec::new();
+        loop {
+            let page = store.list_runs(&Scope::Everything, filter.clone()).await?;
+            filter.before = page.items.last().map(|r| r.run_id.clone());
+            let more = page.has_more;
+            runs.extend(page.items);
+            if !more {
+                return anyhow::Ok(runs);
+            }
+        }
+    };
+    let total = count(None).await?.len() as u64;
+    let bar = ProgressBar::new(total).with_style(
+        ProgressStyle::with_template("{spinner} {bar:40} {pos}/{len} runs finished  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    loop {
+        let running = count(Some(RunStatus::Running)).await?.len() as u64;
+        bar.set_position(total - running.min(total));
+        if running == 0 {
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < std::time::Duration::from_secs(300),
+            "{running} runs were still running after 5 minutes"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    bar.finish_with_message("done");
+    let runs = count(None).await?;
+    let mut tally = PipelineTally {
+        runs: runs.len(),
+        seconds: started.elapsed().as_secs_f64(),
+        ..PipelineTally::default()
+    };
+    for run in &runs {
+        match run.status {
+            RunStatus::Succeeded => tally.succeeded += 1,
+            RunStatus::Failed => tally.failed += 1,
+            RunStatus::Cancelled => tally.cancelled += 1,
+            RunStatus::Running => {}
+        }
+        let detail = store.get_run(&Scope::Everything, &run.run_id).await?;
+        tally.failed_attempts += detail
+            .steps
+            .iter()
+            .flat_map(|s| &s.history)
+            .filter(|a| a.outcome.as_deref() == Some("failed"))
+            .count();
+    }
+    tally.emails = engine
+        .sandboxes
+        .mail
+        .as_ref()
+        .map_or(0, |m| m.messages().len());
+    Ok(tally)
 }

@@ -2,8 +2,10 @@
 //! embedded database, `bench` measures it; `migrate`, `keys` and `import` administer a database.
 
 mod bench;
+mod bench_pipeline;
 mod demo;
 mod demo_storefronts;
+mod engine;
 mod import;
 mod load;
 mod server;
@@ -34,6 +36,10 @@ struct DatabaseArgs {
 }
 
 #[derive(Debug, Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once at start; boxing would only obscure the arguments"
+)]
 enum Command {
     /// Serve the HTTP API.
     Serve {
@@ -41,6 +47,8 @@ enum Command {
         listen: SocketAddr,
         #[command(flatten)]
         database: DatabaseArgs,
+        #[command(flatten)]
+        engine: engine::EngineArgs,
     },
     /// Apply pending migrations and report the schema version.
     Migrate {
@@ -119,9 +127,13 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { listen, database } => {
+        Command::Serve {
+            listen,
+            database,
+            engine,
+        } => {
             init_tracing();
-            server::serve(listen, &database.database_url).await
+            server::serve(listen, &database.database_url, &engine).await
         }
         Command::Migrate { database } => {
             init_tracing();

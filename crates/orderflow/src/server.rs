@@ -14,8 +14,16 @@ use orderflow_store::{Role, Store};
 use tokio::net::TcpListener;
 
 use crate::RoleArg;
+use crate::engine::{Engine, EngineArgs};
 
-pub async fn serve(listen: SocketAddr, database_url: &str) -> anyhow::Result<()> {
+/// Serves the node's role: the API (`api`), the workflow workers with intake and alerts
+/// (`worker`), the cron scheduler (`scheduler`), or all of them. Every role listens, so that
+/// `/healthz`, `/readyz` and `/metrics` answer on each node.
+pub async fn serve(
+    listen: SocketAddr,
+    database_url: &str,
+    engine: &EngineArgs,
+) -> anyhow::Result<()> {
     let store = orderflow_store::open(database_url)
         .await
         .context("opening the database")?;
@@ -30,15 +38,26 @@ pub async fn serve(listen: SocketAddr, database_url: &str) -> anyhow::Result<()>
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
-    let state = AppState::new(store, admin_token.as_deref());
-    let background = Background::start(
-        &state,
-        WorkerConfig::default(),
-        ForwardPolicy::default(),
-        DEFAULT_PULL_EVERY,
-    );
+    let running = if engine.no_pipeline {
+        None
+    } else {
+        Some(Engine::start(store.clone(), engine).await?)
+    };
+    let control = running.as_ref().map(|r| r.control.clone());
+    let state = AppState::with_workflows(store, admin_token.as_deref(), control);
+    let background = engine.runs_workers().then(|| {
+        Background::start(
+            &state,
+            WorkerConfig::default(),
+            ForwardPolicy::default(),
+            DEFAULT_PULL_EVERY,
+        )
+    });
     let served = orderflow_server::serve(listener, state, shutdown_signal()).await;
-    background.stop().await;
+    if let Some(background) = background {
+        background.stop().await;
+    }
+    drop(running);
     served.context("serving")
 }
 
@@ -50,16 +69,28 @@ pub struct Running {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     background: Option<Background>,
+    /// With `engine`: the workflow engine and the sandboxes it talks to.
+    pub engine: Option<Engine>,
 }
 
 impl Running {
-    pub async fn start(store: Arc<dyn Store>, listen: SocketAddr) -> anyhow::Result<Self> {
+    /// Serves `store` on `listen`; with `engine`, every order runs through the pipeline.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        listen: SocketAddr,
+        engine: Option<&EngineArgs>,
+    ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;
         let address = listener.local_addr()?;
         let (_, admin_token) = new_token();
-        let state = AppState::new(store, Some(&admin_token));
+        let engine = match engine {
+            Some(args) => Some(Engine::start(store.clone(), args).await?),
+            None => None,
+        };
+        let control = engine.as_ref().map(|e| e.control.clone());
+        let state = AppState::with_workflows(store, Some(&admin_token), control);
         let background = Background::start(
             &state,
             WorkerConfig::default(),
@@ -76,6 +107,7 @@ impl Running {
             stop: Some(stop),
             task,
             background: Some(background),
+            engine,
         })
     }
 

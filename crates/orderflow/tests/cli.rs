@@ -9,7 +9,7 @@ fn orderflow() -> Command {
 }
 
 #[test]
-fn the_demo_runs_a_stream_of_orders_and_finds_the_books_balanced() {
+fn the_demo_runs_orders_through_the_pipeline_and_finds_the_books_balanced() {
     let dir = tempfile::tempdir().expect("temp dir");
     let output = orderflow()
         .args([
@@ -45,6 +45,14 @@ fn the_demo_runs_a_stream_of_orders_and_finds_the_books_balanced() {
         "storefront orders were taken in and forwarded: {stdout}"
     );
     assert!(stdout.contains("Courier system received"), "{stdout}");
+    let shipped = stdout
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("shipped"))
+        .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok());
+    assert!(
+        shipped.is_some_and(|n| n > 0),
+        "orders ran through the pipeline to shipped: {stdout}"
+    );
 }
 
 #[test]

@@ -33,6 +33,8 @@ impl Server {
                 &format!("127.0.0.1:{port}"),
                 "--database-url",
                 database_url,
+                // Orders stay as placed, so that their reservations can be checked.
+                "--no-pipeline",
             ])
             .env("ORDERFLOW_ADMIN_TOKEN", TOKEN)
             .env("ORDERFLOW_LOG", "warn")

@@ -3,5 +3,6 @@
 pub mod intake;
 pub mod orders;
 pub mod products;
+pub mod runs;
 pub mod stores;
 pub mod system;

@@ -43,6 +43,10 @@ pub struct PlaceOrderBody {
     /// Admins only: the store to place the order in (default `default`).
     #[serde(default)]
     pub store_id: Option<String>,
+    /// How the customer pays: a payment provider's method (`pm_card_visa`) or
+    /// `cash_on_delivery`. Authorised by the order's workflow.
+    #[serde(default)]
+    pub payment_method: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -120,6 +124,25 @@ pub struct OrderBody {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub source: Option<serde_json::Value>,
+    /// The order's workflow run, on a node that runs workflows: where each step stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunSummaryBody>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RunSummaryBody {
+    pub run_id: String,
+    pub workflow: String,
+    /// `running`, `succeeded`, `failed` or `cancelled`.
+    pub status: String,
+    /// Each step's name and status, in the workflow's order.
+    pub steps: Vec<StepSummaryBody>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StepSummaryBody {
+    pub name: String,
+    pub status: String,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -240,6 +263,7 @@ pub fn order_body(order: Order) -> OrderBody {
             currency: c.to_string(),
         }),
         shipments: Vec::new(),
+        run: None,
         source: order
             .source
             .as_deref()
@@ -353,7 +377,7 @@ pub async fn place(
     let placed = state
         .store
         .place_order(PlaceOrder {
-            run: None,
+            run: state.order_run(body.payment_method.as_deref(), now),
             order_id: new_order_id(now),
             store_id,
             lines,
@@ -415,7 +439,11 @@ pub async fn get(
         .await
         .map_err(not_found_as("order"))?;
     let version = order.version;
-    Ok(([(header::ETAG, etag(version))], Json(order_body(order))).into_response())
+    let mut body = order_body(order);
+    if state.workflows.is_some() {
+        attach_run(&state, &caller.scope(), &mut body).await?;
+    }
+    Ok(([(header::ETAG, etag(version))], Json(body)).into_response())
 }
 
 fn expected_version(headers: &HeaderMap) -> Option<i64> {
@@ -510,6 +538,7 @@ pub async fn cancel(
         .cancel_order(
             &caller.scope(),
             CancelOrder {
+                runs: state.workflows.as_ref().map(|c| c.registry().clone() as _),
                 order_id,
                 reason: Some(reason.into()),
                 now: OffsetDateTime::now_utc(),
@@ -522,6 +551,59 @@ pub async fn cancel(
         order_id: order.order_id.to_string(),
         order_status: order.status,
     }))
+}
+
+/// Shows the order's latest run and, once it shipped, the shipment its run created.
+async fn attach_run(
+    state: &AppState,
+    scope: &orderflow_store::Scope,
+    body: &mut OrderBody,
+) -> ApiResult<()> {
+    let filter = orderflow_store::RunFilter {
+        order_id: Some(order_id_from(&body.order_id)?),
+        limit: 1,
+        ..Default::default()
+    };
+    let Some(latest) = state
+        .store
+        .list_runs(&orderflow_store::Scope::Everything, filter)
+        .await?
+        .items
+        .into_iter()
+        .next()
+    else {
+        return Ok(());
+    };
+    let run = state
+        .store
+        .get_run(&orderflow_store::Scope::Everything, &latest.run_id)
+        .await?;
+    body.shipments = run
+        .steps
+        .iter()
+        .filter(|s| {
+            s.name == "create_shipment" && s.status == orderflow_store::StepStatus::Succeeded
+        })
+        .filter_map(|s| serde_json::from_str(s.output.as_deref()?).ok())
+        .collect();
+    // A customer sees its parcel but not the runs behind it.
+    if matches!(scope, orderflow_store::Scope::Customer(..)) {
+        return Ok(());
+    }
+    body.run = Some(RunSummaryBody {
+        run_id: run.run_id,
+        workflow: run.workflow,
+        status: run.status.as_str().to_owned(),
+        steps: run
+            .steps
+            .into_iter()
+            .map(|s| StepSummaryBody {
+                name: s.name,
+                status: s.status.as_str().to_owned(),
+            })
+            .collect(),
+    });
+    Ok(())
 }
 
 #[utoipa::path(

@@ -101,6 +101,8 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub store: Arc<dyn Store>,
+    /// With [`TestApp::spawn_with_pipeline`]: the providers the order pipeline talks to.
+    pub providers: Option<Providers>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     background: Option<Background>,
     _dir: tempfile::TempDir,
@@ -136,6 +138,16 @@ impl TestApp {
     /// Like [`TestApp::spawn_on`], pulling every store with API credentials every
     /// `pull_every`.
     pub async fn spawn_pulling(backend: Backend, pull_every: Duration) -> Option<Self> {
+        Self::spawn_with(backend, pull_every, false).await
+    }
+
+    /// A server whose orders run through the order pipeline, with a workflow worker and
+    /// sandboxes for the payment provider, the carrier, the SMTP server and Slack.
+    pub async fn spawn_with_pipeline(backend: Backend) -> Option<Self> {
+        Self::spawn_with(backend, Duration::ZERO, true).await
+    }
+
+    async fn spawn_with(backend: Backend, pull_every: Duration, pipeline: bool) -> Option<Self> {
         let dir = tempfile::tempdir().expect("temp dir");
         let (url, scratch) = match backend {
             Backend::Sqlite => (
@@ -160,7 +172,13 @@ impl TestApp {
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
-        let state = AppState::new(store.clone(), Some(ADMIN));
+        let (providers, control) = if pipeline {
+            let (providers, control) = Providers::start(store.clone()).await;
+            (Some(providers), Some(control))
+        } else {
+            (None, None)
+        };
+        let state = AppState::with_workflows(store.clone(), Some(ADMIN), control);
         let worker = WorkerConfig {
             poll: Duration::from_millis(20),
             ..WorkerConfig::default()
@@ -174,6 +192,7 @@ impl TestApp {
             base,
             client: reqwest::Client::new(),
             store,
+            providers,
             stop: Some(stop),
             background: Some(background),
             _dir: dir,
@@ -423,5 +442,78 @@ impl Sink {
 
     pub fn requests(&self) -> Vec<SinkRequest> {
         self.received.lock().expect("log").clone()
+    }
+}
+
+/// The outside world of the order pipeline, each a sandbox speaking the provider's format over
+/// a real socket, and the engine's worker and alert dispatcher running against them.
+#[derive(Debug)]
+pub struct Providers {
+    pub payments: orderflow_sim::StripeSandbox,
+    pub carrier: orderflow_sim::EasyPostSandbox,
+    pub mail: orderflow_sim::SmtpSink,
+    pub slack: orderflow_sim::SlackSink,
+    _worker: orderflow_workflow::WorkerHandle,
+    _alerts: orderflow_workflow::AlertDispatcher,
+}
+
+impl Providers {
+    async fn start(store: Arc<dyn Store>) -> (Self, orderflow_workflow::Control) {
+        use orderflow_adapters::{EasyPostCarrier, SlackWebhook, SmtpMailer, StripePayments};
+        let payments = orderflow_sim::StripeSandbox::start("sk_test_pipeline")
+            .await
+            .expect("payments sandbox");
+        let carrier = orderflow_sim::EasyPostSandbox::start("EZTK_pipeline")
+            .await
+            .expect("carrier sandbox");
+        let mail = orderflow_sim::SmtpSink::start().await.expect("SMTP sink");
+        let slack = orderflow_sim::SlackSink::start().await.expect("Slack sink");
+        let services = orderflow_pipeline::Services {
+            store: store.clone(),
+            payments: Arc::new(
+                StripePayments::new(payments.url(), "sk_test_pipeline").expect("payments client"),
+            ),
+            carrier: Arc::new(
+                EasyPostCarrier::new(carrier.url(), "EZTK_pipeline").expect("carrier client"),
+            ),
+            mailer: Arc::new(SmtpMailer::new(&mail.url()).expect("SMTP client")),
+            sender: "shop@orderflow.test".into(),
+            warehouse: serde_json::from_value(json!({
+                "name": "Warehouse", "line1": "417 Montgomery Street", "city": "San Francisco",
+                "region": "CA", "postal_code": "94104", "country": "US"
+            }))
+            .expect("an address"),
+        };
+        let timing = orderflow_pipeline::Timing {
+            backorder_poke: Duration::from_millis(50),
+            ..orderflow_pipeline::Timing::default()
+        };
+        let registry = Arc::new(
+            orderflow_pipeline::registry(services, timing).expect("the pipeline registers"),
+        );
+        let worker = orderflow_workflow::Worker::start(
+            store.clone(),
+            registry.clone(),
+            orderflow_workflow::WorkerConfig {
+                poll_every: Duration::from_millis(50),
+                ..orderflow_workflow::WorkerConfig::named("test-worker")
+            },
+        );
+        let alerter = SlackWebhook::new(slack.webhook_url()).expect("Slack client");
+        let alerts = orderflow_workflow::AlertDispatcher::start(
+            store.clone(),
+            Arc::new(orderflow_pipeline::OperationsAlerts(Arc::new(alerter))),
+            Duration::from_millis(50),
+        );
+        let control = orderflow_workflow::Control::new(store, registry);
+        let providers = Self {
+            payments,
+            carrier,
+            mail,
+            slack,
+            _worker: worker,
+            _alerts: alerts,
+        };
+        (providers, control)
     }
 }

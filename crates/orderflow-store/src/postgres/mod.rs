@@ -43,6 +43,7 @@ macro_rules! product_columns {
     };
 }
 
+mod documents;
 mod intake;
 mod orders;
 mod runs;
@@ -456,6 +457,47 @@ impl crate::Store for PostgresStore {
         orders::list_orders(&mut client, scope, &filter).await
     }
 
+    async fn advance_order(&self, advance: AdvanceOrder) -> Result<Order> {
+        let mut client = self.pool.get().await?;
+        orders::advance_order(&mut client, &advance).await
+    }
+
+    async fn fill_backorder(
+        &self,
+        order_id: &OrderId,
+        now: OffsetDateTime,
+    ) -> Result<BackorderFill> {
+        let mut client = self.pool.get().await?;
+        orders::fill_backorder(&mut client, order_id, micros(now)).await
+    }
+
+    async fn put_document(
+        &self,
+        order_id: &OrderId,
+        kind: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let client = self.pool.get().await?;
+        documents::put(&client, order_id, kind, content_type, &body, now).await
+    }
+
+    async fn get_document(
+        &self,
+        scope: &Scope,
+        order_id: &OrderId,
+        kind: &str,
+    ) -> Result<Document> {
+        let client = self.pool.get().await?;
+        documents::get(&client, scope, order_id, kind).await
+    }
+
+    async fn list_documents(&self, scope: &Scope, order_id: &OrderId) -> Result<Vec<DocumentInfo>> {
+        let client = self.pool.get().await?;
+        documents::list(&client, scope, order_id).await
+    }
+
     async fn audit_reservations(&self, store_id: &StoreId) -> Result<Vec<ReservationAudit>> {
         let client = self.pool.get().await?;
         let statement = client
@@ -724,6 +766,14 @@ impl crate::Store for PostgresStore {
 
     fn work_signal(&self) -> std::sync::Arc<tokio::sync::Notify> {
         self.signal.subscribe()
+    }
+
+    async fn try_lead(&self, role: &str) -> Result<Option<Box<dyn Leadership>>> {
+        Ok(
+            signal::AdvisoryLeadership::try_take(&self.signal.config, role)
+                .await?
+                .map(|l| Box::new(l) as _),
+        )
     }
 
     async fn claim_alerts(

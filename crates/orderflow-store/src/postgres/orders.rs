@@ -1,5 +1,6 @@
-//! Orders on PostgreSQL: placing, editing and cancelling them under row locks, and reading them
-//! back with their lines, backorders and timeline.
+//! Orders on PostgreSQL: placing, editing, cancelling, moving them along the fulfilment path
+//! and filling their backorders under row locks, and reading them back with their lines,
+//! backorders and timeline.
 //!
 //! Once a transaction holds every lock it needs, its writes are pipelined: prepared first,
 //! then sent together with `try_join!(biased; …)`, which polls, and so sends, them in the
@@ -9,10 +10,10 @@
 use std::collections::HashMap;
 
 use deadpool_postgres::{Client, Transaction};
-use orderflow_domain::status::{self, Cancellation};
+use orderflow_domain::status::{self, Cancellation, state};
 use orderflow_domain::{
     Currency, CustomerId, OrderId, OrderLine, OrderStatus, StockLevel, StoreId, TimelineEntry,
-    plan_edit, plan_reservation,
+    Transition, plan_edit, plan_reservation,
 };
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{IsolationLevel, Row, Statement};
@@ -65,11 +66,35 @@ const FINISH_EDIT: &str = concat!(
     at_micros!("$3"),
     ", shipping_address = COALESCE($4::TEXT::JSONB, shipping_address) WHERE order_id = $1"
 );
-const SET_CANCELLED: &str = concat!(
+/// A [`Transition`] as a compare-and-set: `$4` is the status it leaves.
+const SET_STATUS: &str = concat!(
     "UPDATE orders SET status = $2, version = version + 1, updated_at = ",
     at_micros!("$3"),
     " WHERE order_id = $1 AND status = $4"
 );
+/// Writes levels the domain computed from rows locked with [`LOCK_PRODUCTS`].
+const SET_LEVELS: &str = concat!(
+    "UPDATE products SET on_hand = d.on_hand, reserved = d.reserved, updated_at = ",
+    at_micros!("$5"),
+    " FROM unnest($2::TEXT[], $3::BIGINT[], $4::BIGINT[]) AS d (product_id, on_hand, reserved)
+     WHERE products.store_id = $1 AND products.product_id = d.product_id"
+);
+/// Locks the products a backordered order waits for, in `product_id` order. Its backorder rows
+/// cannot change meanwhile: whoever changes them holds the order's lock first.
+const LOCK_WAITING_PRODUCTS: &str =
+    "SELECT product_id, on_hand, reserved, price_minor, currency FROM products
+     WHERE store_id = $1 AND product_id IN (SELECT product_id FROM backorders WHERE order_id = $2)
+     ORDER BY product_id FOR UPDATE";
+/// The products a backordered order waits for, each with the units that live orders of the
+/// same store which started waiting earlier (ties broken by order id) wait for. Run after
+/// [`LOCK_WAITING_PRODUCTS`], so that it sees every fill that took those locks before.
+const BACKORDER_QUEUE: &str = "SELECT mine.product_id, mine.quantity,
+            (SELECT COALESCE(SUM(b.quantity), 0)
+             FROM backorders b JOIN orders o ON o.order_id = b.order_id
+             WHERE b.product_id = mine.product_id
+               AND (b.created_at, b.order_id) < (mine.created_at, mine.order_id)
+               AND o.store_id = $2 AND o.status = ANY($3))::BIGINT AS ahead
+     FROM backorders mine WHERE mine.order_id = $1 ORDER BY mine.product_id";
 
 const ORDER_ROWS: &str = concat!(
     "SELECT order_id, store_id, external_id, customer_id, status, customer::TEXT AS customer,
@@ -543,7 +568,7 @@ pub(super) async fn cancel_order(
             LOCK_PRODUCTS,
             CHANGE_RESERVED,
             DELETE_BACKORDERS,
-            SET_CANCELLED,
+            SET_STATUS,
             APPEND_EVENTS,
         ],
     )
@@ -567,9 +592,194 @@ pub(super) async fn cancel_order(
             "order {order_id} changed status while locked"
         )));
     }
+    if let Some(planner) = &cancel.runs {
+        super::runs::cancel_order_runs(&tx, &cancel.order_id, cancel.now, planner.as_ref()).await?;
+    }
     let order = load_order(&tx, scope, &cancel.order_id).await?;
     tx.commit().await?;
     Ok(order)
+}
+
+pub(super) async fn advance_order(client: &mut Client, advance: &AdvanceOrder) -> Result<Order> {
+    let now = micros(advance.now);
+    let order_id = advance.order_id.as_str();
+    let tx = client.transaction().await?;
+    let head = lock_order(&tx, &Scope::Everything, &advance.order_id).await?;
+    let Some(transition) =
+        status::progress(head.status, advance.to).map_err(Error::NotAdvanceable)?
+    else {
+        let order = load_order(&tx, &Scope::Everything, &advance.order_id).await?;
+        tx.commit().await?;
+        return Ok(order);
+    };
+
+    // Shipping consumes the reservation: the units leave `on_hand` as they leave `reserved`,
+    // and the order, no longer live, drops out of the audit's sum with them.
+    let lines = if transition.to().has_shipped() && head.holds_stock {
+        read_lines(&tx, &advance.order_id).await?
+    } else {
+        Vec::new()
+    };
+    let known = if lines.is_empty() {
+        HashMap::new()
+    } else {
+        let product_ids: Vec<&str> = lines.iter().map(|l| l.product_id.as_str()).collect();
+        lock_products(&tx, &head.store_id, &product_ids).await?
+    };
+    let levels = common::shipped_levels(&lines, |id| known.get(id.as_str()).map(|k| k.level))?;
+    let shipped_ids: Vec<&str> = levels.iter().map(|(id, _)| id.as_str()).collect();
+    let on_hands: Vec<i64> = levels.iter().map(|(_, level)| level.on_hand()).collect();
+    let reserveds: Vec<i64> = levels.iter().map(|(_, level)| level.reserved()).collect();
+    let level_params: [Param<'_>; 5] = [
+        &head.store_id.as_str(),
+        &shipped_ids,
+        &on_hands,
+        &reserveds,
+        &now,
+    ];
+    let status_params: [Param<'_>; 4] = [
+        &order_id,
+        &transition.to().as_str(),
+        &now,
+        &transition.from().as_str(),
+    ];
+    let events = [(transition.to(), advance.note.as_deref())];
+    let [set_levels, set_status, append] =
+        prepare_all(&tx, [SET_LEVELS, SET_STATUS, APPEND_EVENTS]).await?;
+    let (shipped, moved, _) = tokio::try_join!(
+        biased;
+        tx.execute(&set_levels, &level_params),
+        tx.execute(&set_status, &status_params),
+        append_events(&tx, &append, &advance.order_id, now, &events),
+    )?;
+    if shipped != levels.len() as u64 {
+        return Err(Error::Corrupt(format!(
+            "a product of order {order_id} vanished while shipping"
+        )));
+    }
+    if moved != 1 {
+        return Err(Error::Corrupt(format!(
+            "order {order_id} changed status while locked"
+        )));
+    }
+    let order = load_order(&tx, &Scope::Everything, &advance.order_id).await?;
+    tx.commit().await?;
+    Ok(order)
+}
+
+pub(super) async fn fill_backorder(
+    client: &mut Client,
+    order_id: &OrderId,
+    now: i64,
+) -> Result<BackorderFill> {
+    let tx = client.transaction().await?;
+    let head = lock_order(&tx, &Scope::Everything, order_id).await?;
+    if head.status != OrderStatus::Backordered {
+        tx.commit().await?;
+        return Ok(BackorderFill::NotBackordered(head.status));
+    }
+    if !head.holds_stock {
+        // Placement never backorders what it does not reserve; filling would unbalance the books.
+        return Err(Error::Corrupt(format!(
+            "order {order_id} waits for stock it does not manage"
+        )));
+    }
+    let [lock, queue] = prepare_all(&tx, [LOCK_WAITING_PRODUCTS, BACKORDER_QUEUE]).await?;
+    let known = stock_by_product(
+        &tx.query(&lock, &[&head.store_id.as_str(), &order_id.as_str()])
+            .await?,
+    )?;
+    let waiting = tx
+        .query(
+            &queue,
+            &[
+                &order_id.as_str(),
+                &head.store_id.as_str(),
+                &common::live_statuses(),
+            ],
+        )
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(common::Waiting {
+                product_id: parse("product_id", row.try_get("product_id")?)?,
+                quantity: row.try_get("quantity")?,
+                ahead: row.try_get("ahead")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let missing = common::still_missing(&waiting, |id| known.get(id.as_str()).map(|k| k.level))?;
+    if !missing.is_empty() {
+        tx.commit().await?;
+        return Ok(BackorderFill::Waiting { missing });
+    }
+
+    let lines = common::filled_lines(read_lines(&tx, order_id).await?, &waiting, |id| {
+        known.get(id.as_str()).map(|k| (k.price_minor, k.currency))
+    })?;
+    let (currency, total_minor) = common::total(&lines)?;
+    let reservations: Vec<(&str, i64)> = waiting
+        .iter()
+        .map(|product| (product.product_id.as_str(), product.quantity))
+        .collect();
+    let transition = Transition::of::<state::Backordered, state::Confirmed>();
+    let order_only: [Param<'_>; 1] = [&order_id.as_str()];
+    let total_params: [Param<'_>; 3] = [
+        &order_id.as_str(),
+        &currency.as_ref().map(Currency::as_str),
+        &total_minor,
+    ];
+    let status_params: [Param<'_>; 4] = [
+        &order_id.as_str(),
+        &transition.to().as_str(),
+        &now,
+        &transition.from().as_str(),
+    ];
+    let events = [(transition.to(), Some(common::BACKORDER_FILLED))];
+    let [
+        change_reserved_statement,
+        delete_lines,
+        insert_lines_statement,
+        delete_backorders,
+        set_total,
+        set_status,
+        append,
+    ] = prepare_all(
+        &tx,
+        [
+            CHANGE_RESERVED,
+            DELETE_LINES,
+            INSERT_LINES,
+            DELETE_BACKORDERS,
+            SET_TOTAL,
+            SET_STATUS,
+            APPEND_EVENTS,
+        ],
+    )
+    .await?;
+    let (reserved, .., confirmed, _) = tokio::try_join!(
+        biased;
+        change_reserved(&tx, &change_reserved_statement, &head.store_id, &reservations, now),
+        tx.execute(&delete_lines, &order_only),
+        insert_lines(&tx, &insert_lines_statement, order_id, &lines),
+        tx.execute(&delete_backorders, &order_only),
+        tx.execute(&set_total, &total_params),
+        tx.execute(&set_status, &status_params),
+        append_events(&tx, &append, order_id, now, &events),
+    )?;
+    if reserved != reservations.len() as u64 {
+        return Err(Error::Corrupt(format!(
+            "a product of order {order_id} vanished while reserving"
+        )));
+    }
+    if confirmed != 1 {
+        return Err(Error::Corrupt(format!(
+            "order {order_id} changed status while locked"
+        )));
+    }
+    let order = load_order(&tx, &Scope::Everything, order_id).await?;
+    tx.commit().await?;
+    Ok(BackorderFill::Filled(order))
 }
 
 pub(super) async fn list_orders(

@@ -320,7 +320,7 @@ const INSERT_ALERT: &str = concat!(
     at_micros!("$5"),
     ", ",
     at_micros!("$5"),
-    " FROM runs WHERE run_id = $6"
+    " FROM runs WHERE run_id = $6 AND status <> 'cancelled'"
 );
 
 pub(super) async fn finish(
@@ -555,7 +555,39 @@ pub(super) async fn cancel(
     planner: &dyn RunPlanner,
 ) -> Result<()> {
     let tx = client.transaction().await?;
-    let (workflow, status) = visible_run(&tx, scope, run_id).await?;
+    cancel_in(&tx, scope, run_id, now, planner).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Cancels every running run of an order, inside the transaction that cancels the order.
+pub(super) async fn cancel_order_runs(
+    tx: &Transaction<'_>,
+    order_id: &OrderId,
+    now: OffsetDateTime,
+    planner: &dyn RunPlanner,
+) -> Result<()> {
+    let running = tx
+        .query(
+            "SELECT run_id FROM runs WHERE order_id = $1 AND status = 'running'",
+            &[&order_id.as_str()],
+        )
+        .await?;
+    for row in running {
+        let run_id: String = row.try_get(0)?;
+        cancel_in(tx, &Scope::Everything, &run_id, now, planner).await?;
+    }
+    Ok(())
+}
+
+async fn cancel_in(
+    tx: &Transaction<'_>,
+    scope: &Scope,
+    run_id: &str,
+    now: OffsetDateTime,
+    planner: &dyn RunPlanner,
+) -> Result<()> {
+    let (workflow, status) = visible_run(tx, scope, run_id).await?;
     match status {
         RunStatus::Running => {}
         RunStatus::Cancelled => return Ok(()),
@@ -573,8 +605,7 @@ pub(super) async fn cancel(
         ))
         .await?;
     tx.execute(&statement, &[&run_id, &micros(now)]).await?;
-    replan(&tx, run_id, workflow, RunStatus::Cancelled, now, planner).await?;
-    tx.commit().await?;
+    replan(tx, run_id, workflow, RunStatus::Cancelled, now, planner).await?;
     Ok(())
 }
 

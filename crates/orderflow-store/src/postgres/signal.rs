@@ -18,7 +18,8 @@ const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 pub(super) struct WorkSignal {
-    config: tokio_postgres::Config,
+    /// Also used for leadership connections.
+    pub(super) config: tokio_postgres::Config,
     /// Woken by `LISTEN` (and by local work directly); what this node's workers wait on.
     local: Arc<Notify>,
     listening: OnceLock<()>,
@@ -122,5 +123,50 @@ async fn listen_loop(config: tokio_postgres::Config, local: Arc<Notify>) {
             Err(error) => tracing::warn!(%error, "work listener: cannot connect"),
         }
         tokio::time::sleep(RECONNECT_AFTER).await;
+    }
+}
+
+/// Leadership as a session-level advisory lock on a connection of its own: PostgreSQL releases
+/// it when the connection closes, so a node that dies stops leading at once.
+#[derive(Debug)]
+pub(super) struct AdvisoryLeadership {
+    client: tokio_postgres::Client,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+impl AdvisoryLeadership {
+    pub(super) async fn try_take(
+        config: &tokio_postgres::Config,
+        role: &str,
+    ) -> crate::Result<Option<Self>> {
+        let (client, connection) = config.connect(NoTls).await?;
+        let driver = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let held: bool = client
+            .query_one(
+                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
+                &[&role],
+            )
+            .await?
+            .try_get(0)?;
+        if held {
+            Ok(Some(Self { client, driver }))
+        } else {
+            driver.abort();
+            Ok(None)
+        }
+    }
+}
+
+impl crate::runs::Leadership for AdvisoryLeadership {
+    fn is_held(&self) -> bool {
+        !self.client.is_closed()
+    }
+}
+
+impl Drop for AdvisoryLeadership {
+    fn drop(&mut self) {
+        self.driver.abort();
     }
 }

@@ -2,6 +2,7 @@
 //! pool of read-only connections for everything that only reads.
 
 mod checkpointer;
+mod documents;
 mod intake;
 mod runs;
 mod writer;
@@ -10,10 +11,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use orderflow_domain::status::{self, Cancellation};
+use orderflow_domain::status::{self, Cancellation, state};
 use orderflow_domain::{
-    Currency, OrderId, OrderStatus, ProductId, StockLevel, StoreId, TimelineEntry, plan_edit,
-    plan_reservation,
+    Currency, OrderId, OrderStatus, ProductId, StockLevel, StoreId, TimelineEntry, Transition,
+    plan_edit, plan_reservation,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use time::OffsetDateTime;
@@ -48,6 +49,9 @@ pub struct SqliteStore {
     writer: Writer,
     /// In-process wake-up for workers: one process owns the file's writer.
     work: Arc<tokio::sync::Notify>,
+    /// Roles held by someone in this process: the file has one writer process, so leading
+    /// within it is leading.
+    leaders: Arc<Mutex<std::collections::HashSet<String>>>,
     readers: Arc<ReaderPool>,
     _checkpointer: checkpointer::Checkpointer,
 }
@@ -159,6 +163,7 @@ impl SqliteStore {
             Ok(Self {
                 writer,
                 work: Arc::new(tokio::sync::Notify::new()),
+                leaders: Arc::default(),
                 readers,
                 _checkpointer: checkpointer,
             })
@@ -427,6 +432,53 @@ impl crate::Store for SqliteStore {
     async fn list_orders(&self, scope: &Scope, filter: OrderFilter) -> Result<Page<Order>> {
         let scope = scope.clone();
         self.read(move |c| list_orders(c, &scope, &filter)).await
+    }
+
+    async fn advance_order(&self, advance: AdvanceOrder) -> Result<Order> {
+        self.writer.write(move |c| advance_order(c, &advance)).await
+    }
+
+    async fn fill_backorder(
+        &self,
+        order_id: &OrderId,
+        now: OffsetDateTime,
+    ) -> Result<BackorderFill> {
+        let order_id = order_id.clone();
+        self.writer
+            .write(move |c| fill_backorder(c, &order_id, now))
+            .await
+    }
+
+    async fn put_document(
+        &self,
+        order_id: &OrderId,
+        kind: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let (order_id, kind, content_type) =
+            (order_id.clone(), kind.to_owned(), content_type.to_owned());
+        self.writer
+            .write(move |c| documents::put(c, &order_id, &kind, &content_type, &body, now))
+            .await
+    }
+
+    async fn get_document(
+        &self,
+        scope: &Scope,
+        order_id: &OrderId,
+        kind: &str,
+    ) -> Result<Document> {
+        let (scope, order_id, kind) = (scope.clone(), order_id.clone(), kind.to_owned());
+        self.read(move |c| documents::get(c, &scope, &order_id, &kind))
+            .await
+    }
+
+    async fn list_documents(&self, scope: &Scope, order_id: &OrderId) -> Result<Vec<DocumentInfo>> {
+        let (scope, order_id) = (scope.clone(), order_id.clone());
+        self.read(move |c| documents::list(c, &scope, &order_id))
+            .await
     }
 
     async fn audit_reservations(&self, store_id: &StoreId) -> Result<Vec<ReservationAudit>> {
@@ -733,6 +785,10 @@ impl crate::Store for SqliteStore {
         self.work.clone()
     }
 
+    async fn try_lead(&self, role: &str) -> Result<Option<Box<dyn Leadership>>> {
+        Ok(ProcessLeadership::take(&self.leaders, role).map(|l| Box::new(l) as _))
+    }
+
     async fn claim_alerts(
         &self,
         limit: u32,
@@ -754,6 +810,39 @@ impl crate::Store for SqliteStore {
         self.writer
             .write(move |c| runs::record_alert(c, &alert_id, &outcome, now))
             .await
+    }
+}
+
+#[derive(Debug)]
+struct ProcessLeadership {
+    leaders: Arc<Mutex<std::collections::HashSet<String>>>,
+    role: String,
+}
+
+impl ProcessLeadership {
+    fn take(leaders: &Arc<Mutex<std::collections::HashSet<String>>>, role: &str) -> Option<Self> {
+        let mut held = leaders
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        held.insert(role.to_owned()).then(|| Self {
+            leaders: leaders.clone(),
+            role: role.to_owned(),
+        })
+    }
+}
+
+impl Leadership for ProcessLeadership {
+    fn is_held(&self) -> bool {
+        true
+    }
+}
+
+impl Drop for ProcessLeadership {
+    fn drop(&mut self) {
+        self.leaders
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.role);
     }
 }
 
@@ -902,6 +991,58 @@ fn change_reserved(
     if changed != 1 {
         return Err(Error::Corrupt(format!(
             "product {product_id} vanished while reserving"
+        )));
+    }
+    Ok(())
+}
+
+/// Writes a product's level as the domain computed it from the row this writer just read.
+fn set_level(
+    c: &Connection,
+    store_id: &StoreId,
+    product_id: &ProductId,
+    level: StockLevel,
+    now: OffsetDateTime,
+) -> Result<()> {
+    let changed = c
+        .prepare_cached(
+            "UPDATE products SET on_hand = ?1, reserved = ?2, updated_at = ?3 WHERE store_id = ?4 AND product_id = ?5",
+        )?
+        .execute(params![
+            level.on_hand(),
+            level.reserved(),
+            micros(now),
+            store_id.as_str(),
+            product_id.as_str()
+        ])?;
+    if changed != 1 {
+        return Err(Error::Corrupt(format!(
+            "product {product_id} vanished while shipping"
+        )));
+    }
+    Ok(())
+}
+
+/// Applies `transition` as a compare-and-set on the order's status, bumping its version.
+fn set_status(
+    c: &Connection,
+    order_id: &OrderId,
+    transition: Transition,
+    now: OffsetDateTime,
+) -> Result<()> {
+    let changed = c
+        .prepare_cached(
+            "UPDATE orders SET status = ?1, version = version + 1, updated_at = ?2 WHERE order_id = ?3 AND status = ?4",
+        )?
+        .execute(params![
+            transition.to().as_str(),
+            micros(now),
+            order_id.as_str(),
+            transition.from().as_str()
+        ])?;
+    if changed != 1 {
+        return Err(Error::Corrupt(format!(
+            "order {order_id} changed status under the writer"
         )));
     }
     Ok(())
@@ -1306,17 +1447,7 @@ fn cancel_order(c: &Connection, scope: &Scope, cancel: &CancelOrder) -> Result<O
     }
     c.prepare_cached("DELETE FROM backorders WHERE order_id = ?1")?
         .execute([cancel.order_id.as_str()])?;
-    let changed = c
-        .prepare_cached(
-            "UPDATE orders SET status = ?1, version = version + 1, updated_at = ?2 WHERE order_id = ?3 AND status = ?4",
-        )?
-        .execute(params![transition.to().as_str(), micros(cancel.now), cancel.order_id.as_str(), transition.from().as_str()])?;
-    if changed != 1 {
-        return Err(Error::Corrupt(format!(
-            "order {} changed status under the writer",
-            cancel.order_id
-        )));
-    }
+    set_status(c, &cancel.order_id, transition, cancel.now)?;
     append_event(
         c,
         &cancel.order_id,
@@ -1324,7 +1455,145 @@ fn cancel_order(c: &Connection, scope: &Scope, cancel: &CancelOrder) -> Result<O
         transition.to(),
         cancel.reason.as_deref(),
     )?;
+    if let Some(planner) = &cancel.runs {
+        runs::cancel_order_runs(c, &cancel.order_id, cancel.now, planner.as_ref())?;
+    }
     read_order(c, scope, &cancel.order_id)
+}
+
+fn advance_order(c: &Connection, advance: &AdvanceOrder) -> Result<Order> {
+    let order_id = &advance.order_id;
+    let head = read_head(c, &Scope::Everything, order_id)?;
+    let Some(transition) =
+        status::progress(head.status, advance.to).map_err(Error::NotAdvanceable)?
+    else {
+        return read_order(c, &Scope::Everything, order_id);
+    };
+    // Shipping consumes the reservation: the units leave `on_hand` as they leave `reserved`,
+    // and the order, no longer live, drops out of the audit's sum with them.
+    if transition.to().has_shipped() && head.holds_stock {
+        let lines = read_lines(c, order_id)?;
+        let mut known = HashMap::new();
+        for line in &lines {
+            if let Some((level, _, _)) = read_level(c, &head.store_id, &line.product_id)? {
+                known.insert(line.product_id.clone(), level);
+            }
+        }
+        for (product_id, level) in common::shipped_levels(&lines, |id| known.get(id).copied())? {
+            set_level(c, &head.store_id, product_id, level, advance.now)?;
+        }
+    }
+    set_status(c, order_id, transition, advance.now)?;
+    append_event(
+        c,
+        order_id,
+        advance.now,
+        transition.to(),
+        advance.note.as_deref(),
+    )?;
+    read_order(c, &Scope::Everything, order_id)
+}
+
+/// The products a backordered order waits for, each with the units that live orders of the
+/// same store which started waiting earlier (ties broken by order id) wait for.
+fn backorder_queue(
+    c: &Connection,
+    store_id: &StoreId,
+    order_id: &OrderId,
+) -> Result<Vec<common::Waiting>> {
+    let mut statement = c.prepare_cached(&format!(
+        "SELECT mine.product_id, mine.quantity,
+                (SELECT COALESCE(SUM(b.quantity), 0)
+                 FROM backorders b JOIN orders o ON o.order_id = b.order_id
+                 WHERE b.product_id = mine.product_id
+                   AND (b.created_at, b.order_id) < (mine.created_at, mine.order_id)
+                   AND o.store_id = ?2 AND o.status IN ({}))
+         FROM backorders mine WHERE mine.order_id = ?1 ORDER BY mine.product_id",
+        live_statuses_sql()
+    ))?;
+    let rows = statement.query_map([order_id.as_str(), store_id.as_str()], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, i64>(1)?,
+            row.get::<_, i64>(2)?,
+        ))
+    })?;
+    rows.map(|row| {
+        let (product_id, quantity, ahead) = row?;
+        Ok(common::Waiting {
+            product_id: parse("product_id", &product_id)?,
+            quantity,
+            ahead,
+        })
+    })
+    .collect()
+}
+
+fn fill_backorder(
+    c: &Connection,
+    order_id: &OrderId,
+    now: OffsetDateTime,
+) -> Result<BackorderFill> {
+    let head = read_head(c, &Scope::Everything, order_id)?;
+    if head.status != OrderStatus::Backordered {
+        return Ok(BackorderFill::NotBackordered(head.status));
+    }
+    if !head.holds_stock {
+        // Placement never backorders what it does not reserve; filling would unbalance the books.
+        return Err(Error::Corrupt(format!(
+            "order {order_id} waits for stock it does not manage"
+        )));
+    }
+    let waiting = backorder_queue(c, &head.store_id, order_id)?;
+    let mut known = HashMap::new();
+    for product in &waiting {
+        if let Some(found) = read_level(c, &head.store_id, &product.product_id)? {
+            known.insert(product.product_id.clone(), found);
+        }
+    }
+    let missing = common::still_missing(&waiting, |id| known.get(id).map(|k| k.0))?;
+    if !missing.is_empty() {
+        return Ok(BackorderFill::Waiting { missing });
+    }
+
+    let lines = common::filled_lines(read_lines(c, order_id)?, &waiting, |id| {
+        known.get(id).map(|k| (k.1, k.2))
+    })?;
+    let (currency, total_minor) = common::total(&lines)?;
+    for product in &waiting {
+        change_reserved(
+            c,
+            &head.store_id,
+            &product.product_id,
+            product.quantity,
+            now,
+        )?;
+    }
+    c.prepare_cached("DELETE FROM order_lines WHERE order_id = ?1")?
+        .execute([order_id.as_str()])?;
+    insert_lines(c, order_id, &lines)?;
+    c.prepare_cached("DELETE FROM backorders WHERE order_id = ?1")?
+        .execute([order_id.as_str()])?;
+    c.prepare_cached("UPDATE orders SET currency = ?1, total_minor = ?2 WHERE order_id = ?3")?
+        .execute(params![
+            currency.as_ref().map(Currency::as_str),
+            total_minor,
+            order_id.as_str()
+        ])?;
+    let transition = Transition::of::<state::Backordered, state::Confirmed>();
+    set_status(c, order_id, transition, now)?;
+    append_event(
+        c,
+        order_id,
+        now,
+        transition.to(),
+        Some(common::BACKORDER_FILLED),
+    )?;
+    Ok(BackorderFill::Filled(read_order(
+        c,
+        &Scope::Everything,
+        order_id,
+    )?))
 }
 
 fn list_orders(c: &Connection, scope: &Scope, filter: &OrderFilter) -> Result<Page<Order>> {

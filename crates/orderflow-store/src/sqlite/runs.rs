@@ -286,10 +286,12 @@ pub(super) fn finish(
         outcome,
         error
     ])?;
+    // A step failing in a run someone cancelled is no news for operations.
     if let StepResult::Failed { alert, .. } = &finish.result {
         c.prepare_cached(
             "INSERT INTO alerts (alert_id, run_id, step, order_id, title, body, status, next_attempt_at, created_at)
-             SELECT ?1, run_id, ?2, order_id, ?3, ?4, 'pending', ?5, ?5 FROM runs WHERE run_id = ?6",
+             SELECT ?1, run_id, ?2, order_id, ?3, ?4, 'pending', ?5, ?5 FROM runs
+             WHERE run_id = ?6 AND status <> 'cancelled'",
         )?
         .execute(params![
             alert.alert_id,
@@ -427,6 +429,23 @@ pub(super) fn cancel(
     c.prepare_cached("UPDATE runs SET status = 'cancelled', updated_at = ?2 WHERE run_id = ?1")?
         .execute(params![run_id, micros(now)])?;
     replan(c, run_id, now, planner)?;
+    Ok(())
+}
+
+/// Cancels every running run of an order, inside the transaction that cancels the order.
+pub(super) fn cancel_order_runs(
+    c: &Connection,
+    order_id: &OrderId,
+    now: OffsetDateTime,
+    planner: &dyn RunPlanner,
+) -> Result<()> {
+    let running: Vec<String> = c
+        .prepare_cached("SELECT run_id FROM runs WHERE order_id = ?1 AND status = 'running'")?
+        .query_map([order_id.as_str()], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for run_id in running {
+        cancel(c, &Scope::Everything, &run_id, now, planner)?;
+    }
     Ok(())
 }
 

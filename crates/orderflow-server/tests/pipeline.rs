@@ -1,0 +1,292 @@
+//! The order pipeline end to end, over real HTTP and SMTP: orders placed through the API run
+//! through stock, payment, documents, shipment and messages on their own.
+
+mod support;
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::{ADMIN, Backend, TestApp, on_both_backends};
+
+const CUSTOMER: &str = "ana@example.com";
+
+fn order_body(lines: &[(&str, i64)], payment_method: &str) -> Value {
+    let products: Vec<Value> = lines
+        .iter()
+        .map(|(p, n)| json!({"product_id": p, "item_count": n}))
+        .collect();
+    json!({
+        "products": products,
+        "allow_partial": true,
+        "payment_method": payment_method,
+        "customer": {"name": "Ana Rojas", "email": CUSTOMER},
+        "shipping_address": {
+            "name": "Ana Rojas", "line1": "Av. Providencia 1208", "city": "Santiago",
+            "region": "RM", "postal_code": "7500000", "country": "CL"
+        }
+    })
+}
+
+async fn place(app: &TestApp, lines: &[(&str, i64)], payment_method: &str) -> String {
+    let reply = app
+        .post("/orders", ADMIN, order_body(lines, payment_method))
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    reply.body["order_id"]
+        .as_str()
+        .expect("order id")
+        .to_owned()
+}
+
+async fn run_of(app: &TestApp, order_id: &str) -> Value {
+    let runs = app.get(&format!("/runs?order_id={order_id}"), ADMIN).await;
+    assert_eq!(runs.status, StatusCode::OK, "{}", runs.body);
+    let run_id = runs.body["runs"][0]["run_id"]
+        .as_str()
+        .expect("the order has a run");
+    app.get(&format!("/runs/{run_id}"), ADMIN).await.body
+}
+
+fn step<'a>(run: &'a Value, name: &str) -> &'a Value {
+    run["steps"]
+        .as_array()
+        .and_then(|steps| steps.iter().find(|s| s["name"] == name))
+        .unwrap_or_else(|| panic!("no step {name} in {run}"))
+}
+
+async fn document(app: &TestApp, order_id: &str, kind: &str) -> (String, Vec<u8>) {
+    let response = app
+        .client
+        .get(format!("{}/orders/{order_id}/documents/{kind}", app.base))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .expect("document request");
+    assert_eq!(response.status(), StatusCode::OK, "{kind}");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (content_type, response.bytes().await.expect("body").to_vec())
+}
+
+on_both_backends!(
+    an_api_order_reaches_shipped_with_label_slip_and_two_emails,
+    multi_thread
+);
+async fn an_api_order_reaches_shipped_with_label_slip_and_two_emails(backend: Backend) {
+    let Some(app) = TestApp::spawn_with_pipeline(backend).await else {
+        return;
+    };
+    app.put_product("mug", 10).await;
+    app.put_product("tee", 10).await;
+    let order_id = place(&app, &[("mug", 2), ("tee", 1)], "pm_card_visa").await;
+
+    let order = app
+        .eventually(&format!("/orders/{order_id}"), |o| {
+            o["order_status"] == "shipped"
+        })
+        .await;
+    let timeline: Vec<&str> = order["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .filter_map(|e| e["status"].as_str())
+        .collect();
+    assert_eq!(
+        timeline,
+        ["pending", "confirmed", "paid", "fulfilling", "shipped"]
+    );
+    // Shipped units left the warehouse: no longer reserved, no longer on hand.
+    assert_eq!(app.stock("mug").await, (8, 0));
+
+    let (kind, slip) = document(&app, &order_id, "packing_slip").await;
+    assert_eq!(kind, "application/pdf");
+    assert!(slip.starts_with(b"%PDF-"));
+    let (_, label) = document(&app, &order_id, "label").await;
+    assert!(label.starts_with(b"%PDF-"));
+    let (_, zpl) = document(&app, &order_id, "label_zpl").await;
+    let zpl = String::from_utf8(zpl).expect("ZPL is text");
+    assert!(
+        zpl.starts_with("^XA") && zpl.trim_end().ends_with("^XZ"),
+        "{zpl}"
+    );
+
+    let providers = app.providers.as_ref().expect("pipeline providers");
+    let mails = providers.mail.wait_for(2, Duration::from_secs(10)).await;
+    let mut subjects: Vec<String> = mails.iter().filter_map(|m| m.subject.clone()).collect();
+    subjects.sort();
+    assert_eq!(
+        subjects,
+        [
+            format!("Order {order_id} confirmed"),
+            format!("Order {order_id} shipped")
+        ]
+    );
+    assert!(mails.iter().all(|m| m.rcpt_to == [CUSTOMER]));
+
+    let run = app
+        .eventually(&format!("/runs?order_id={order_id}"), |page| {
+            page["runs"][0]["status"] == "succeeded"
+        })
+        .await;
+    assert_eq!(run["runs"][0]["workflow"], "order");
+    let run = run_of(&app, &order_id).await;
+    let tracking = step(&run, "create_shipment")["output"]["tracking_code"]
+        .as_str()
+        .expect("a tracking code");
+    assert!(
+        zpl.contains(tracking),
+        "the label carries the tracking code"
+    );
+    assert_eq!(step(&run, "compensate")["status"], "skipped");
+    assert!(
+        providers
+            .payments
+            .effects()
+            .values()
+            .all(|&acted| acted == 1),
+        "each payment key acted once: {:?}",
+        providers.payments.effects()
+    );
+    app.shutdown().await;
+}
+
+on_both_backends!(
+    a_backordered_order_waits_for_stock_then_completes,
+    multi_thread
+);
+async fn a_backordered_order_waits_for_stock_then_completes(backend: Backend) {
+    let Some(app) = TestApp::spawn_with_pipeline(backend).await else {
+        return;
+    };
+    app.put_product("lamp", 1).await;
+    let order_id = place(&app, &[("lamp", 3)], "pm_card_visa").await;
+    let run = app
+        .eventually(&format!("/runs?order_id={order_id}"), |page| {
+            page["runs"][0]["status"] == "running"
+        })
+        .await;
+    let run_id = run["runs"][0]["run_id"]
+        .as_str()
+        .expect("run id")
+        .to_owned();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let waiting = app.get(&format!("/runs/{run_id}"), ADMIN).await.body;
+    assert_ne!(step(&waiting, "reserve_stock")["status"], "succeeded");
+    assert_eq!(step(&waiting, "authorize_payment")["status"], "waiting");
+    let order = app.get(&format!("/orders/{order_id}"), ADMIN).await.body;
+    assert_eq!(order["order_status"], "backordered");
+
+    let restocked = app
+        .post("/products/lamp/stock", ADMIN, json!({"delta": 5}))
+        .await;
+    assert_eq!(restocked.status, StatusCode::OK, "{}", restocked.body);
+    app.eventually(&format!("/orders/{order_id}"), |o| {
+        o["order_status"] == "shipped"
+    })
+    .await;
+    assert_eq!(app.stock("lamp").await, (3, 0));
+    app.shutdown().await;
+}
+
+on_both_backends!(
+    a_declined_payment_releases_the_stock_and_tells_the_customer,
+    multi_thread
+);
+async fn a_declined_payment_releases_the_stock_and_tells_the_customer(backend: Backend) {
+    let Some(app) = TestApp::spawn_with_pipeline(backend).await else {
+        return;
+    };
+    app.put_product("mug", 5).await;
+    let order_id = place(&app, &[("mug", 2)], "pm_card_chargeDeclined").await;
+
+    app.eventually(&format!("/orders/{order_id}"), |o| {
+        o["order_status"] == "cancelled"
+    })
+    .await;
+    assert_eq!(
+        app.stock("mug").await,
+        (5, 0),
+        "the reservation was released"
+    );
+    let run = app
+        .eventually(&format!("/runs?order_id={order_id}"), |page| {
+            page["runs"][0]["status"] == "failed"
+        })
+        .await;
+    assert_eq!(run["runs"][0]["status"], "failed");
+    let run = run_of(&app, &order_id).await;
+    assert_eq!(step(&run, "authorize_payment")["status"], "failed");
+    assert_eq!(
+        step(&run, "authorize_payment")["attempts"],
+        1,
+        "a decline is not retried"
+    );
+    assert_eq!(step(&run, "create_shipment")["status"], "upstream_failed");
+    assert_eq!(step(&run, "compensate")["status"], "succeeded");
+
+    let providers = app.providers.as_ref().expect("pipeline providers");
+    let mails = providers.mail.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(mails.len(), 1, "only the cancellation, no confirmation");
+    assert_eq!(
+        mails[0].subject.as_deref(),
+        Some(format!("Order {order_id} cancelled").as_str())
+    );
+    let alerts = providers.slack.wait_for(1, Duration::from_secs(10)).await;
+    assert!(
+        alerts.iter().any(|a| a["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("authorize_payment")),
+        "operations were alerted: {alerts:?}"
+    );
+    app.shutdown().await;
+}
+
+on_both_backends!(
+    cancelling_a_waiting_order_cancels_its_run_and_compensates,
+    multi_thread
+);
+async fn cancelling_a_waiting_order_cancels_its_run_and_compensates(backend: Backend) {
+    let Some(app) = TestApp::spawn_with_pipeline(backend).await else {
+        return;
+    };
+    app.put_product("lamp", 0).await;
+    let order_id = place(&app, &[("lamp", 1)], "pm_card_visa").await;
+    app.eventually(&format!("/runs?order_id={order_id}"), |page| {
+        page["runs"][0]["status"] == "running"
+    })
+    .await;
+    let cancelled = app
+        .send(
+            "DELETE",
+            &format!("/orders/{order_id}"),
+            Some(ADMIN),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    let run = app
+        .eventually(&format!("/runs?order_id={order_id}"), |page| {
+            page["runs"][0]["status"] == "cancelled" && page["runs"][0]["finished_at"].is_string()
+        })
+        .await;
+    let run_id = run["runs"][0]["run_id"].as_str().expect("run id");
+    let run = app.get(&format!("/runs/{run_id}"), ADMIN).await.body;
+    assert_eq!(step(&run, "authorize_payment")["status"], "cancelled");
+    assert_eq!(step(&run, "compensate")["status"], "succeeded");
+    let again = app
+        .post(
+            &format!("/runs/{run_id}/steps/authorize_payment/retry"),
+            ADMIN,
+            json!({}),
+        )
+        .await;
+    again.assert_problem(409, "conflict");
+    app.shutdown().await;
+}

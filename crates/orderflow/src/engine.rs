@@ -1,0 +1,262 @@
+//! Wiring the workflow engine into a node: the order pipeline's adapters (real providers when
+//! configured, in-process sandboxes otherwise), and the parts a node's role runs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use orderflow_adapters::{
+    Alerter, Alerters, Carrier, EasyPostCarrier, EmailAlerter, Mailer, PaymentGateway,
+    SlackWebhook, SmtpMailer, StripePayments,
+};
+use orderflow_domain::Address;
+use orderflow_pipeline::{OperationsAlerts, Services, Timing};
+use orderflow_sim::{EasyPostSandbox, SlackSink, SmtpSink, StripeSandbox};
+use orderflow_store::Store;
+use orderflow_workflow::{
+    AlertDispatcher, Control, Registry, Scheduler, Worker, WorkerConfig, WorkerHandle,
+};
+
+/// What a node does. Several nodes on one PostgreSQL database divide the work by role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NodeRole {
+    /// Answer the API (and start runs for the orders it takes).
+    Api,
+    /// Run workflow steps, intake and alerts.
+    Worker,
+    /// Start scheduled runs.
+    Scheduler,
+    /// Everything.
+    All,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct EngineArgs {
+    #[arg(long, env = "ORDERFLOW_ROLE", value_enum, default_value = "all")]
+    pub role: NodeRole,
+    /// Take orders without running them through the order pipeline (intake and forwarding
+    /// still run): for a courier that only collects its client stores' orders.
+    #[arg(long, env = "ORDERFLOW_NO_PIPELINE")]
+    pub no_pipeline: bool,
+    /// How long a worker's claim on a step lasts without a heartbeat, in seconds: how soon a
+    /// dead worker's steps are taken over.
+    #[arg(long, default_value_t = 30)]
+    pub lease_seconds: u64,
+    /// A PaymentIntents API (Stripe's `https://api.stripe.com` or compatible); with no URL an
+    /// in-process sandbox stands in.
+    #[arg(long, env = "ORDERFLOW_PAYMENTS_URL")]
+    pub payments_url: Option<String>,
+    #[arg(
+        long,
+        env = "ORDERFLOW_PAYMENTS_KEY",
+        default_value = "sk_test_orderflow"
+    )]
+    pub payments_key: String,
+    /// An EasyPost-compatible API; with no URL an in-process sandbox stands in.
+    #[arg(long, env = "ORDERFLOW_CARRIER_URL")]
+    pub carrier_url: Option<String>,
+    #[arg(long, env = "ORDERFLOW_CARRIER_KEY", default_value = "EZTK_orderflow")]
+    pub carrier_key: String,
+    /// `smtp://host:port` (or `smtps://user:pass@host:port`); with none an in-process sink
+    /// keeps the mail.
+    #[arg(long, env = "ORDERFLOW_SMTP_URL")]
+    pub smtp_url: Option<String>,
+    #[arg(
+        long,
+        env = "ORDERFLOW_MAIL_FROM",
+        default_value = "orders@orderflow.local"
+    )]
+    pub mail_from: String,
+    /// A Slack-compatible incoming webhook for operations alerts.
+    #[arg(long, env = "ORDERFLOW_SLACK_WEBHOOK")]
+    pub slack_webhook: Option<String>,
+    /// Where alerts are e-mailed.
+    #[arg(long, env = "ORDERFLOW_ALERT_EMAIL")]
+    pub alert_email: Option<String>,
+    /// Names this node's worker in leases (default: host and process id).
+    #[arg(long, env = "ORDERFLOW_WORKER_ID")]
+    pub worker_id: Option<String>,
+    /// How often a backordered order looks for stock, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    pub backorder_poke_ms: u64,
+    /// Send alerts to an in-process Slack sandbox when no channel is configured (demo),
+    /// rather than to the log.
+    #[arg(skip)]
+    pub sandbox_alerts: bool,
+}
+
+impl EngineArgs {
+    /// Every role, with in-process sandboxes for every provider: for `demo` and `bench`.
+    pub fn sandboxed() -> Self {
+        Self {
+            role: NodeRole::All,
+            no_pipeline: false,
+            lease_seconds: 30,
+            payments_url: None,
+            payments_key: "sk_test_orderflow".into(),
+            carrier_url: None,
+            carrier_key: "EZTK_orderflow".into(),
+            smtp_url: None,
+            mail_from: "orders@orderflow.local".into(),
+            slack_webhook: None,
+            alert_email: None,
+            worker_id: None,
+            backorder_poke_ms: 2000,
+            sandbox_alerts: true,
+        }
+    }
+
+    pub fn runs_workers(&self) -> bool {
+        matches!(self.role, NodeRole::Worker | NodeRole::All)
+    }
+}
+
+/// Sandboxes standing in for providers that were not configured; kept alive with the node.
+#[derive(Debug, Default)]
+pub struct Sandboxes {
+    pub payments: Option<StripeSandbox>,
+    pub carrier: Option<EasyPostSandbox>,
+    pub mail: Option<SmtpSink>,
+    pub slack: Option<SlackSink>,
+}
+
+/// Where alerts go when no channel is configured: the log, at error level.
+#[derive(Debug)]
+struct LoggedAlerts;
+
+#[async_trait::async_trait]
+impl Alerter for LoggedAlerts {
+    async fn alert(
+        &self,
+        alert: &orderflow_adapters::Alert,
+    ) -> Result<(), orderflow_adapters::AdapterError> {
+        tracing::error!(title = %alert.title, run = ?alert.run_id, order = ?alert.order_id, "{}", alert.text);
+        Ok(())
+    }
+}
+
+/// The engine's parts running on this node; dropping it stops them.
+#[derive(Debug)]
+pub struct Engine {
+    pub control: Control,
+    pub sandboxes: Sandboxes,
+    _worker: Option<WorkerHandle>,
+    _alerts: Option<AlertDispatcher>,
+    _scheduler: Option<Scheduler>,
+}
+
+fn warehouse() -> Address {
+    Address {
+        name: Some("orderflow warehouse".into()),
+        line1: Some("417 Montgomery Street".into()),
+        line2: None,
+        city: Some("San Francisco".into()),
+        region: Some("CA".into()),
+        postal_code: Some("94104".into()),
+        country: Some("US".into()),
+    }
+}
+
+impl Engine {
+    pub async fn start(store: Arc<dyn Store>, args: &EngineArgs) -> anyhow::Result<Self> {
+        let mut sandboxes = Sandboxes::default();
+        let payments: Arc<dyn PaymentGateway> = match &args.payments_url {
+            Some(url) => Arc::new(StripePayments::new(url, &args.payments_key)?),
+            None => {
+                let sandbox = StripeSandbox::start(&args.payments_key).await?;
+                tracing::warn!(url = %sandbox.url(), "no payments provider configured: using an in-process sandbox");
+                let client = StripePayments::new(sandbox.url(), &args.payments_key)?;
+                sandboxes.payments = Some(sandbox);
+                Arc::new(client)
+            }
+        };
+        let carrier: Arc<dyn Carrier> = match &args.carrier_url {
+            Some(url) => Arc::new(EasyPostCarrier::new(url, &args.carrier_key)?),
+            None => {
+                let sandbox = EasyPostSandbox::start(&args.carrier_key).await?;
+                tracing::warn!(url = %sandbox.url(), "no carrier configured: using an in-process sandbox");
+                let client = EasyPostCarrier::new(sandbox.url(), &args.carrier_key)?;
+                sandboxes.carrier = Some(sandbox);
+                Arc::new(client)
+            }
+        };
+        let mailer: Arc<dyn Mailer> = match &args.smtp_url {
+            Some(url) => Arc::new(SmtpMailer::new(url)?),
+            None => {
+                let sink = SmtpSink::start().await.context("starting the SMTP sink")?;
+                tracing::warn!(url = %sink.url(), "no SMTP server configured: mail goes to an in-process sink");
+                let client = SmtpMailer::new(&sink.url())?;
+                sandboxes.mail = Some(sink);
+                Arc::new(client)
+            }
+        };
+        let mut alerters: Vec<Arc<dyn Alerter>> = Vec::new();
+        if let Some(url) = &args.slack_webhook {
+            alerters.push(Arc::new(SlackWebhook::new(url)?));
+        }
+        if let Some(to) = &args.alert_email {
+            alerters.push(Arc::new(EmailAlerter::new(
+                mailer.clone(),
+                args.mail_from.clone(),
+                to.clone(),
+            )));
+        }
+        if alerters.is_empty() && args.sandbox_alerts {
+            let sink = SlackSink::start()
+                .await
+                .context("starting the Slack sandbox")?;
+            alerters.push(Arc::new(SlackWebhook::new(sink.webhook_url())?));
+            sandboxes.slack = Some(sink);
+        } else if alerters.is_empty() {
+            alerters.push(Arc::new(LoggedAlerts));
+        }
+        let services = Services {
+            store: store.clone(),
+            payments,
+            carrier,
+            mailer,
+            sender: args.mail_from.clone(),
+            warehouse: warehouse(),
+        };
+        let timing = Timing {
+            backorder_poke: Duration::from_millis(args.backorder_poke_ms.max(10)),
+            ..Timing::default()
+        };
+        let registry: Arc<Registry> = Arc::new(orderflow_pipeline::registry(services, timing)?);
+        let control = Control::new(store.clone(), registry.clone());
+        let worker_id = args.worker_id.clone().unwrap_or_else(|| {
+            format!(
+                "{}-{}",
+                std::env::var("HOSTNAME").unwrap_or_else(|_| "node".into()),
+                std::process::id()
+            )
+        });
+        let (worker, alerts) = if args.runs_workers() {
+            let lease = Duration::from_secs(args.lease_seconds.max(1));
+            let config = WorkerConfig {
+                lease,
+                heartbeat_every: lease / 3,
+                ..WorkerConfig::named(worker_id)
+            };
+            let worker = Worker::start(store.clone(), registry.clone(), config);
+            let alerts = AlertDispatcher::start(
+                store.clone(),
+                Arc::new(OperationsAlerts(Arc::new(Alerters(alerters)))),
+                Duration::from_secs(1),
+            );
+            (Some(worker), Some(alerts))
+        } else {
+            (None, None)
+        };
+        let scheduler = matches!(args.role, NodeRole::Scheduler | NodeRole::All)
+            .then(|| Scheduler::start(store, registry));
+        Ok(Self {
+            control,
+            sandboxes,
+            _worker: worker,
+            _alerts: alerts,
+            _scheduler: scheduler,
+        })
+    }
+}

@@ -1,0 +1,249 @@
+//! Scale-out and crash: an API node and three worker nodes, separate `orderflow serve`
+//! processes on one PostgreSQL database, carry 1,000 orders through the pipeline while one
+//! worker is killed with `kill -9`. Every run completes, and the payment and carrier sandboxes
+//! saw each idempotency key act once.
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use orderflow_store::scratch::ScratchDatabase;
+use orderflow_store::{RunFilter, RunStatus, Scope};
+use reqwest::StatusCode;
+use serde_json::json;
+
+const TOKEN: &str = "scale-out-admin-token";
+const ORDERS: usize = 1_000;
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("address").port()
+}
+
+struct Node {
+    child: Child,
+    base: String,
+}
+
+impl Node {
+    async fn start(
+        role: &str,
+        name: &str,
+        database_url: &str,
+        providers: &[(&str, String)],
+    ) -> Self {
+        let port = free_port();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_orderflow"));
+        command
+            .args([
+                "serve",
+                "--role",
+                role,
+                "--worker-id",
+                name,
+                "--lease-seconds",
+                "2",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--database-url",
+                database_url,
+            ])
+            .env("ORDERFLOW_ADMIN_TOKEN", TOKEN)
+            .env("ORDERFLOW_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (flag, value) in providers {
+            command.args([*flag, value.as_str()]);
+        }
+        let node = Self {
+            child: command.spawn().expect("start orderflow serve"),
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(reply) = client.get(format!("{}/readyz", node.base)).send().await
+                && reply.status() == StatusCode::OK
+            {
+                return node;
+            }
+            assert!(Instant::now() < deadline, "{name} did not become ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn kill_9(&mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("reap");
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_workers_finish_every_run_while_one_is_killed() {
+    let Ok(admin_url) = std::env::var("ORDERFLOW_TEST_POSTGRES") else {
+        eprintln!("skipped: ORDERFLOW_TEST_POSTGRES is not set, so the scale-out test did not run");
+        return;
+    };
+    let database = ScratchDatabase::create(&admin_url, "orderflow_scale", rand::random())
+        .await
+        .expect("a scratch database");
+    let url = database.url().to_owned();
+    let payments = orderflow_sim::StripeSandbox::start("sk_test_scale")
+        .await
+        .expect("payments sandbox");
+    let carrier = orderflow_sim::EasyPostSandbox::start("EZTK_scale")
+        .await
+        .expect("carrier sandbox");
+    let mail = orderflow_sim::SmtpSink::start().await.expect("SMTP sink");
+    let providers = [
+        ("--payments-url", payments.url().to_owned()),
+        ("--payments-key", "sk_test_scale".to_owned()),
+        ("--carrier-url", carrier.url().to_owned()),
+        ("--carrier-key", "EZTK_scale".to_owned()),
+        ("--smtp-url", mail.url()),
+    ];
+
+    let api = Node::start("api", "api", &url, &providers).await;
+    let mut workers = Vec::new();
+    for name in ["w1", "w2", "w3"] {
+        workers.push(Node::start("worker", name, &url, &providers).await);
+    }
+    let client = reqwest::Client::new();
+    let reply = client
+        .put(format!("{}/products/mug", api.base))
+        .bearer_auth(TOKEN)
+        .json(&json!({"name": "Mug", "price": 1250, "currency": "EUR", "on_hand": 1_000_000}))
+        .send()
+        .await
+        .expect("put product");
+    assert_eq!(reply.status(), StatusCode::OK);
+
+    let base = Arc::new(api.base.clone());
+    let placers: Vec<_> = (0..16)
+        .map(|placer| {
+            let (client, base) = (client.clone(), base.clone());
+            tokio::spawn(async move {
+                let mut placed = 0;
+                for n in (placer..ORDERS).step_by(16) {
+                    let body = json!({
+                        "products": [{"product_id": "mug", "item_count": 1 + n % 3}],
+                        "payment_method": "pm_card_visa",
+                        "customer": {"name": "Scale", "email": format!("c{n}@example.com")},
+                        "shipping_address": {"line1": "Av. Providencia 1208", "city": "Santiago", "region": "RM", "postal_code": "7500000", "country": "CL"}
+                    });
+                    let reply = client
+                        .post(format!("{base}/orders"))
+                        .bearer_auth(TOKEN)
+                        .json(&body)
+                        .send()
+                        .await
+                        .expect("place");
+                    assert_eq!(reply.status(), StatusCode::CREATED);
+                    placed += 1;
+                }
+                placed
+            })
+        })
+        .collect();
+
+    let store = orderflow_store::open(&url).await.expect("open the store");
+    let succeeded = |limit| RunFilter {
+        status: Some(RunStatus::Succeeded),
+        limit,
+        ..Default::default()
+    };
+    // Kill a worker once the work is well under way, mid-step.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while store
+        .list_runs(&Scope::Everything, succeeded(100))
+        .await
+        .expect("runs")
+        .items
+        .len()
+        < 100
+    {
+        assert!(Instant::now() < deadline, "the workers made no progress");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    workers[0].kill_9();
+
+    let mut placed = 0;
+    for placer in placers {
+        placed += placer.await.expect("placer");
+    }
+    assert_eq!(placed, ORDERS);
+
+    let running = RunFilter {
+        status: Some(RunStatus::Running),
+        limit: 1,
+        ..Default::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while !store
+        .list_runs(&Scope::Everything, running.clone())
+        .await
+        .expect("runs")
+        .items
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "runs were stranded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut finished = HashMap::new();
+    let mut filter = RunFilter {
+        limit: 200,
+        ..Default::default()
+    };
+    loop {
+        let page = store
+            .list_runs(&Scope::Everything, filter.clone())
+            .await
+            .expect("runs");
+        for run in &page.items {
+            *finished.entry(run.status).or_insert(0) += 1;
+        }
+        filter.before = page.items.last().map(|r| r.run_id.clone());
+        if !page.has_more {
+            break;
+        }
+    }
+    assert_eq!(
+        finished.get(&RunStatus::Succeeded),
+        Some(&ORDERS),
+        "{finished:?}"
+    );
+
+    let payment_effects = payments.effects();
+    assert_eq!(payment_effects.len(), ORDERS, "one authorisation per order");
+    assert!(
+        payment_effects.values().all(|&n| n == 1),
+        "a payment key acted twice"
+    );
+    let carrier_effects = carrier.effects();
+    assert_eq!(
+        carrier_effects.len(),
+        2 * ORDERS,
+        "one create and one buy per order"
+    );
+    assert!(
+        carrier_effects.values().all(|&n| n == 1),
+        "a carrier key acted twice"
+    );
+    assert!(
+        mail.messages().len() >= 2 * ORDERS,
+        "every order's two e-mails were sent"
+    );
+
+    drop(workers);
+    drop(api);
+    drop(store);
+    database.drop().await.expect("drop the scratch database");
+}
