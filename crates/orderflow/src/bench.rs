@@ -44,6 +44,9 @@ pub struct BenchArgs {
     pub(crate) seconds: u64,
     #[arg(long, default_value_t = 10_000)]
     pub(crate) skus: usize,
+    /// `pipeline`: orders to carry through the pipeline.
+    #[arg(long, default_value_t = 5_000)]
+    pub(crate) orders: u64,
 }
 
 const STOCK_PER_SKU: i64 = 1_000_000_000;

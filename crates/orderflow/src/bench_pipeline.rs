@@ -1,11 +1,13 @@
-//! `orderflow bench pipeline`: orders placed over HTTP for `--seconds` by `--concurrency`
-//! clients, each carried by the order pipeline to `shipped` against in-process sandboxes;
-//! then, from the runs the store kept, how fast orders completed, how long each took from
-//! creation to shipment, and how long a step waited after the step before it finished.
+//! `orderflow bench pipeline`: `--orders` orders placed over HTTP by `--concurrency` clients,
+//! each carried by the order pipeline to `shipped` against in-process sandboxes; then, from
+//! the runs the store kept, how fast orders completed (from the first placement to the last
+//! run's end), how long each took from creation to shipment, and how long a step waited after
+//! the step before it finished.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use orderflow_store::{Run, RunFilter, RunStatus, Scope, Store};
@@ -14,7 +16,7 @@ use time::OffsetDateTime;
 
 use crate::bench::{BenchArgs, round, sku};
 use crate::engine::EngineArgs;
-use crate::load::drive;
+use crate::load::{drive, drive_until_done};
 use crate::server::Running;
 
 /// How long the pipeline may take to drain what was placed before the bench gives up.
@@ -51,11 +53,15 @@ pub async fn measure(
     let token = Arc::new(format!("Bearer {}", server.admin_token));
     let skus = args.skus.max(2);
     let started = Instant::now();
+    let next = Arc::new(AtomicU64::new(0));
+    let total = args.orders;
     let placed = {
         let (client, base, token) = (client.clone(), base.clone(), token.clone());
-        drive(args.concurrency, duration, move |worker, n| {
+        // Clients stop once `total` orders were asked for; the duration is only a bound.
+        drive_until_done(args.concurrency, DRAIN_LIMIT, move |_, _| {
             let (client, base, token) = (client.clone(), base.clone(), token.clone());
-            let product = sku((worker * 7919 + n as usize) % skus);
+            let n = next.fetch_add(1, Ordering::Relaxed);
+            let product = sku((n as usize * 7919) % skus);
             let body = json!({
                 "products": [{"product_id": product, "item_count": 1}],
                 "payment_method": "pm_card_visa",
@@ -67,6 +73,9 @@ pub async fn measure(
             })
             .to_string();
             async move {
+                if n >= total {
+                    return None;
+                }
                 let sent = client
                     .post(format!("{base}/orders"))
                     .header("authorization", token.as_str())
@@ -74,11 +83,12 @@ pub async fn measure(
                     .body(body)
                     .send()
                     .await;
-                matches!(sent, Ok(r) if r.status() == reqwest::StatusCode::CREATED)
+                Some(matches!(sent, Ok(r) if r.status() == reqwest::StatusCode::CREATED))
             }
         })
         .await
     };
+    let placing = started.elapsed();
     let running = RunFilter {
         status: Some(RunStatus::Running),
         limit: 1,
@@ -91,7 +101,7 @@ pub async fn measure(
         .is_empty()
     {
         anyhow::ensure!(
-            started.elapsed() < duration + DRAIN_LIMIT,
+            started.elapsed() < placing + DRAIN_LIMIT,
             "runs were still running {} s after the last order",
             DRAIN_LIMIT.as_secs()
         );
@@ -120,8 +130,8 @@ pub async fn measure(
         "scenario": "pipeline",
         "backend": backend,
         "concurrency": args.concurrency,
-        "seconds": args.seconds,
         "orders": placed.count(),
+        "placement_s": round(placing.as_secs_f64()),
         "placement_errors": placed.errors,
         "runs_succeeded": succeeded,
         "runs_not_succeeded": runs.len() - succeeded,
@@ -130,7 +140,7 @@ pub async fn measure(
         "e2e_p99_ms": round(quantile(&mut end_to_end_ms, 0.99)),
         "step_gap_p50_ms": round(quantile(&mut gaps_ms, 0.50)),
         "step_gap_p99_ms": round(quantile(&mut gaps_ms, 0.99)),
-        "drain_after_burst_s": round((drained.saturating_sub(duration)).as_secs_f64()),
+        "total_s": round(drained.as_secs_f64()),
         "floor_healthz_per_s": round(floor_rate),
         "floor_p50_ms": round(floor.quantile_ms(0.50)),
         "floor_p99_ms": round(floor.quantile_ms(0.99)),

@@ -39,6 +39,19 @@ where
     F: Fn(usize, u64) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = bool> + Send,
 {
+    drive_until_done(clients, duration, move |client, n| {
+        let sent = request(client, n);
+        async move { Some(sent.await) }
+    })
+    .await
+}
+
+/// Like [`drive`], but a client also stops when `request` answers `None` (no work left).
+pub async fn drive_until_done<F, Fut>(clients: usize, duration: Duration, request: F) -> Sample
+where
+    F: Fn(usize, u64) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Option<bool>> + Send,
+{
     let started = Instant::now();
     let deadline = started + duration;
     let mut tasks = Vec::with_capacity(clients);
@@ -49,10 +62,10 @@ where
             let mut n = 0;
             while Instant::now() < deadline {
                 let sent = Instant::now();
-                if request(client, n).await {
-                    sample.latencies_us.push(sent.elapsed().as_micros() as u64);
-                } else {
-                    sample.errors += 1;
+                match request(client, n).await {
+                    Some(true) => sample.latencies_us.push(sent.elapsed().as_micros() as u64),
+                    Some(false) => sample.errors += 1,
+                    None => break,
                 }
                 n += 1;
             }
