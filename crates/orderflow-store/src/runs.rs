@@ -218,6 +218,62 @@ pub enum StepResult {
     },
 }
 
+impl StepResult {
+    /// What the step's row and its attempt's row become: both backends write the same.
+    pub(crate) fn recorded(&self) -> Recorded<'_> {
+        let (status, outcome, due_at, output, error) = match self {
+            Self::Succeeded { output } => (
+                StepStatus::Succeeded,
+                "succeeded",
+                None,
+                output.as_deref(),
+                None,
+            ),
+            Self::Retry { error, due_at } => (
+                StepStatus::Ready,
+                "failed",
+                Some(*due_at),
+                None,
+                Some(error.as_str()),
+            ),
+            Self::Poke { due_at } => (StepStatus::Ready, "waiting", Some(*due_at), None, None),
+            Self::Failed { error, .. } => (
+                StepStatus::Failed,
+                "failed",
+                None,
+                None,
+                Some(error.as_str()),
+            ),
+            Self::Skipped { reason } => (
+                StepStatus::Skipped,
+                "skipped",
+                None,
+                None,
+                Some(reason.as_str()),
+            ),
+        };
+        Recorded {
+            status,
+            outcome,
+            due_at,
+            output,
+            error,
+            poking: matches!(self, Self::Poke { .. }),
+        }
+    }
+}
+
+pub(crate) struct Recorded<'a> {
+    pub status: StepStatus,
+    /// The attempt's outcome: `succeeded`, `failed`, `waiting` (a poke), `skipped`.
+    pub outcome: &'static str,
+    pub due_at: Option<OffsetDateTime>,
+    pub output: Option<&'a str>,
+    pub error: Option<&'a str>,
+    /// A sensor between pokes: its next claim resumes this attempt.
+    pub poking: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAlert {
     pub alert_id: String,

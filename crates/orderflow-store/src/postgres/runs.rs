@@ -333,43 +333,7 @@ pub(super) async fn finish(
         .await?
         .ok_or(Error::LeaseLost)?;
     let now = micros(finish.now);
-    let (status, outcome, due_at, output, error) = match &finish.result {
-        StepResult::Succeeded { output } => (
-            StepStatus::Succeeded,
-            "succeeded",
-            None,
-            output.clone(),
-            None,
-        ),
-        StepResult::Retry { error, due_at } => (
-            StepStatus::Ready,
-            "failed",
-            Some(micros(*due_at)),
-            None,
-            Some(error.clone()),
-        ),
-        StepResult::Poke { due_at } => (
-            StepStatus::Ready,
-            "waiting",
-            Some(micros(*due_at)),
-            None,
-            None,
-        ),
-        StepResult::Failed { error, .. } => (
-            StepStatus::Failed,
-            "failed",
-            None,
-            None,
-            Some(error.clone()),
-        ),
-        StepResult::Skipped { reason } => (
-            StepStatus::Skipped,
-            "skipped",
-            None,
-            None,
-            Some(reason.clone()),
-        ),
-    };
+    let recorded = finish.result.recorded();
     let record = tx.prepare_cached(RECORD_RESULT).await?;
     let held: i64 = tx
         .query_one(
@@ -379,14 +343,14 @@ pub(super) async fn finish(
                 &finish.step,
                 &attempt_param(finish.attempt)?,
                 &finish.worker,
-                &status.as_str(),
-                &due_at,
-                &output,
-                &error,
-                &status.is_finished(),
+                &recorded.status.as_str(),
+                &recorded.due_at.map(micros),
+                &recorded.output,
+                &recorded.error,
+                &recorded.status.is_finished(),
                 &now,
-                &matches!(finish.result, StepResult::Poke { .. }),
-                &outcome,
+                &recorded.poking,
+                &recorded.outcome,
             ],
         )
         .await?

@@ -216,49 +216,8 @@ pub(super) fn finish(
     if held.is_none() {
         return Err(Error::LeaseLost);
     }
-    let (status, outcome, due_at, output, error, finished_at) = match &finish.result {
-        StepResult::Succeeded { output } => (
-            StepStatus::Succeeded,
-            "succeeded",
-            None,
-            output.clone(),
-            None,
-            Some(now),
-        ),
-        StepResult::Retry { error, due_at } => (
-            StepStatus::Ready,
-            "failed",
-            Some(micros(*due_at)),
-            None,
-            Some(error.clone()),
-            None,
-        ),
-        StepResult::Poke { due_at } => (
-            StepStatus::Ready,
-            "waiting",
-            Some(micros(*due_at)),
-            None,
-            None,
-            None,
-        ),
-        StepResult::Failed { error, .. } => (
-            StepStatus::Failed,
-            "failed",
-            None,
-            None,
-            Some(error.clone()),
-            Some(now),
-        ),
-        StepResult::Skipped { reason } => (
-            StepStatus::Skipped,
-            "skipped",
-            None,
-            None,
-            Some(reason.clone()),
-            Some(now),
-        ),
-    };
-    let poking = matches!(finish.result, StepResult::Poke { .. });
+    let recorded = finish.result.recorded();
+    let finished_at = recorded.status.is_finished().then_some(now);
     c.prepare_cached(
         "UPDATE run_steps SET status = ?3, due_at = ?4, output = ?5, error = ?6, finished_at = ?7,
                 poking = ?8, lease_owner = NULL, lease_until = NULL
@@ -267,12 +226,12 @@ pub(super) fn finish(
     .execute(params![
         finish.run_id,
         finish.step,
-        status.as_str(),
-        due_at,
-        output,
-        error,
+        recorded.status.as_str(),
+        recorded.due_at.map(micros),
+        recorded.output,
+        recorded.error,
         finished_at,
-        poking
+        recorded.poking
     ])?;
     c.prepare_cached(
         "UPDATE step_attempts SET finished_at = ?4, outcome = ?5, error = ?6
@@ -283,8 +242,8 @@ pub(super) fn finish(
         finish.step,
         finish.attempt,
         now,
-        outcome,
-        error
+        recorded.outcome,
+        recorded.error
     ])?;
     // A step failing in a run someone cancelled is no news for operations.
     if let StepResult::Failed { alert, .. } = &finish.result {
