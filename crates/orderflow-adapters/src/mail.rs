@@ -62,7 +62,8 @@ impl SmtpMailer {
         Self::with_timeout(url, crate::DEFAULT_TIMEOUT)
     }
 
-    /// As [`SmtpMailer::new`], each SMTP command giving up after `timeout`.
+    /// As [`SmtpMailer::new`], each SMTP command giving up after `timeout`. Connections are
+    /// pooled and reused; the pool's upkeep runs on the current tokio runtime, which must exist.
     pub fn with_timeout(url: &str, timeout: Duration) -> Result<Self, AdapterError> {
         let url = url.trim();
         // lettre calls STARTTLS-or-fail `required`; `starttls` is the name people look for.
@@ -196,8 +197,9 @@ mod tests {
         assert_eq!(message_id("<x@y>", &from), "<x@y>");
     }
 
-    #[test]
-    fn urls_lettre_cannot_read_are_rejected() {
+    // Building a pooled transport starts its pool's task, so it needs a runtime.
+    #[tokio::test]
+    async fn urls_lettre_cannot_read_are_rejected() {
         assert!(matches!(
             SmtpMailer::new("http://x"),
             Err(AdapterError::Rejected(_))
