@@ -649,3 +649,61 @@ async fn another_stores_token_cannot_see_or_touch_a_run(store: Arc<dyn Store>) {
         run_id
     );
 }
+
+case!(one_node_leads_the_scheduler_and_a_tick_starts_one_run);
+async fn one_node_leads_the_scheduler_and_a_tick_starts_one_run(store: Arc<dyn Store>) {
+    let role = orderflow_workflow::schedule::LEADER_ROLE;
+    let leader = store.try_lead(role).await.expect("ask to lead");
+    let leader = leader.expect("the first node leads");
+    assert!(leader.is_held());
+    assert!(
+        store.try_lead(role).await.expect("ask to lead").is_none(),
+        "a second node does not lead while the first does"
+    );
+    drop(leader);
+    let mut next = None;
+    for _ in 0..50 {
+        next = store.try_lead(role).await.expect("ask to lead");
+        if next.is_some() {
+            break;
+        }
+        // PostgreSQL releases the lock when the leader's connection has closed.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        next.is_some(),
+        "leadership passes on once the leader is gone"
+    );
+
+    // Even two schedulers that both fire a tick start one run: the tick is the run's key.
+    let workflow = WorkflowBuilder::new("nightly")
+        .step(step("only"))
+        .build()
+        .expect("valid");
+    let mut registry = Registry::new();
+    registry
+        .register(workflow, [("only", done())])
+        .expect("registered");
+    let tick = time::macros::datetime!(2026-11-23 02:30 UTC);
+    let mut started = Vec::new();
+    for _ in 0..2 {
+        let mut run = registry
+            .new_run("nightly", &serde_json::json!({}), tick)
+            .expect("registered");
+        run.dedupe_key = Some(orderflow_workflow::schedule::tick_key("nightly", tick));
+        started.push(
+            store
+                .start_run(StartRun {
+                    run,
+                    store_id: StoreId::default_store(),
+                    order_id: None,
+                    now: OffsetDateTime::now_utc(),
+                })
+                .await
+                .expect("start"),
+        );
+    }
+    assert!(started[0].created);
+    assert!(!started[1].created);
+    assert_eq!(started[0].run_id, started[1].run_id);
+}
