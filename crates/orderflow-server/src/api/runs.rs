@@ -16,9 +16,10 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem, not_found_as};
 
 fn control(state: &AppState) -> ApiResult<&Control> {
-    state.workflows.as_ref().ok_or(ApiError::NotFound(
-        "workflow engine (this node runs without one)",
-    ))
+    state
+        .workflows
+        .as_ref()
+        .ok_or(ApiError::NotFound("workflow engine on this node"))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
