@@ -5,7 +5,7 @@ mod support;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::{ADMIN, TestApp};
+use support::{ADMIN, Backend, TestApp, on_both_backends};
 
 #[tokio::test]
 async fn placing_an_order_reserves_every_line_and_answers_201_with_a_location() {
@@ -179,9 +179,11 @@ async fn the_same_idempotency_key_with_another_body_is_422_and_changes_nothing()
     assert_eq!(app.order_count().await, 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn twenty_racing_requests_with_one_idempotency_key_make_exactly_one_order() {
-    let app = std::sync::Arc::new(TestApp::spawn().await);
+async fn twenty_racing_requests_with_one_idempotency_key_make_exactly_one_order(backend: Backend) {
+    let Some(app) = TestApp::spawn_on(backend).await else {
+        return;
+    };
+    let app = std::sync::Arc::new(app);
     app.put_product("mug", 100).await;
     let body = json!({"products": [{"product_id": "mug", "item_count": 3}]});
 
@@ -216,7 +218,15 @@ async fn twenty_racing_requests_with_one_idempotency_key_make_exactly_one_order(
     );
     assert_eq!(app.order_count().await, 1);
     assert_eq!(app.stock("mug").await, (100, 3));
+    if let Ok(app) = std::sync::Arc::try_unwrap(app) {
+        app.shutdown().await;
+    }
 }
+
+on_both_backends!(
+    twenty_racing_requests_with_one_idempotency_key_make_exactly_one_order,
+    multi_thread
+);
 
 #[tokio::test]
 async fn editing_an_order_re_reserves_atomically_and_bumps_the_etag() {
