@@ -22,7 +22,8 @@ use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::definition::{DefinitionError, OnTimeout, StepDef, Workflow};
+use crate::definition::{DefinitionError, StepDef, Workflow};
+use crate::verdict::{self, Ended, Verdict};
 
 /// What a step sees of its run.
 #[derive(Debug, Clone)]
@@ -211,10 +212,6 @@ pub(crate) fn unix_millis(at: OffsetDateTime) -> u64 {
     u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
 }
 
-fn after(now: OffsetDateTime, delay: Duration) -> OffsetDateTime {
-    now + time::Duration::try_from(delay).unwrap_or(time::Duration::MAX)
-}
-
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     /// Names this worker in leases and attempts.
@@ -304,7 +301,7 @@ impl Worker {
                     worker: self.config.worker_id.clone(),
                     limit: room as u32,
                     now,
-                    lease_until: after(now, self.config.lease),
+                    lease_until: verdict::later(now, self.config.lease),
                     exclude: self.saturated(),
                 };
                 match self.store.claim_steps(claim).await {
@@ -377,7 +374,7 @@ impl Worker {
                 result,
                 now,
                 claim_next: 1,
-                lease_until: after(now, self.config.lease),
+                lease_until: verdict::later(now, self.config.lease),
             };
             match self.store.finish_step(finish, self.registry.clone()).await {
                 Ok(finished) => match finished.next.into_iter().next() {
@@ -407,80 +404,37 @@ impl Worker {
                 ),
             ));
         };
-        if step.attempt > definition.retry.max_attempts {
-            return Some(failure(
-                step,
-                format!(
-                    "the worker running attempt {} of {} stopped responding",
-                    definition.retry.max_attempts, definition.retry.max_attempts
-                ),
-            ));
-        }
         let now = OffsetDateTime::now_utc();
-        if let Some(sensor) = definition.sensor
-            && now - step.first_started_at >= sensor.timeout
+        if let Some(verdict) =
+            verdict::before_running(definition, step.attempt, step.first_started_at, now)
         {
-            let waited = format!(
-                "the condition did not hold within {} s",
-                sensor.timeout.as_secs_f64()
-            );
-            return Some(match sensor.on_timeout {
-                OnTimeout::Fail => failure(step, waited),
-                OnTimeout::Skip => StepResult::Skipped { reason: waited },
-            });
+            return Some(recorded(step, verdict));
         }
-        let _slot = match self.limits.get(&step.step) {
-            Some(permits) => permits.clone().acquire_owned().await.ok(),
-            None => None,
-        };
         let context = context_of(step);
-        let work = tokio::time::timeout(definition.timeout, handler.run(&context));
-        let outcome = tokio::select! {
-            outcome = work => outcome,
+        let run = async {
+            // Waiting for a slot under the step's concurrency limit happens under the lease's
+            // heartbeat too, or a long wait would let another worker take the step over.
+            let _slot = match self.limits.get(&step.step) {
+                Some(permits) => permits.clone().acquire_owned().await.ok(),
+                None => None,
+            };
+            tokio::time::timeout(definition.timeout, handler.run(&context)).await
+        };
+        let ended = tokio::select! {
+            outcome = run => match outcome {
+                Ok(returned) => Ended::Returned(returned),
+                Err(_) => Ended::TimedOut,
+            },
             () = self.keep_lease(step) => return None,
         };
-        let now = OffsetDateTime::now_utc();
-        let (message, after_at_least) = match outcome {
-            Ok(Ok(Outcome::Done(output))) => {
-                return Some(StepResult::Succeeded {
-                    output: output.map(|value| value.to_string()),
-                });
-            }
-            Ok(Ok(Outcome::NotYet)) => {
-                return Some(match definition.sensor {
-                    Some(sensor) => StepResult::Poke {
-                        due_at: after(now, sensor.poke_every),
-                    },
-                    None => failure(
-                        step,
-                        "a step that is not a sensor answered 'not yet'".into(),
-                    ),
-                });
-            }
-            Ok(Err(StepError::Fatal(message))) => return Some(failure(step, message)),
-            Ok(Err(StepError::Retry { message, after })) => (message, after),
-            Err(_) => (
-                format!("timed out after {} s", definition.timeout.as_secs_f64()),
-                None,
-            ),
-        };
-        if !definition.retry.allows_another_after(step.attempt) {
-            return Some(failure(
-                step,
-                format!(
-                    "{message} (attempt {} of {})",
-                    step.attempt, definition.retry.max_attempts
-                ),
-            ));
-        }
-        let backoff = definition
-            .retry
-            .delay(step.attempt, rand::rng().random::<f64>())
-            .max(after_at_least.unwrap_or_default());
-        Some(StepResult::Retry {
-            error: message,
-            due_at: after(now, backoff),
-        })
+        let verdict = verdict::after_running(
+            definition,
+            step.attempt,
+            ended,
+            OffsetDateTime::now_utc(),
+            rand::rng().random::<f64>(),
+        );
+        Some(recorded(step, verdict))
     }
 
     fn lookup(&self, step: &ClaimedStep) -> Option<(&StepDef, Arc<dyn StepHandler>)> {
@@ -494,7 +448,7 @@ impl Worker {
     async fn keep_lease(&self, step: &ClaimedStep) {
         loop {
             tokio::time::sleep(self.config.heartbeat_every).await;
-            let lease_until = after(OffsetDateTime::now_utc(), self.config.lease);
+            let lease_until = verdict::later(OffsetDateTime::now_utc(), self.config.lease);
             match self
                 .store
                 .heartbeat(
@@ -514,6 +468,19 @@ impl Worker {
                 Err(error) => tracing::warn!(%error, "heartbeat failed; trying again"),
             }
         }
+    }
+}
+
+/// The verdict as the store records it.
+fn recorded(step: &ClaimedStep, verdict: Verdict) -> StepResult {
+    match verdict {
+        Verdict::Succeeded(output) => StepResult::Succeeded {
+            output: output.map(|value| value.to_string()),
+        },
+        Verdict::PokeAt(due_at) => StepResult::Poke { due_at },
+        Verdict::RetryAt { error, at } => StepResult::Retry { error, due_at: at },
+        Verdict::Skipped(reason) => StepResult::Skipped { reason },
+        Verdict::Failed(error) => failure(step, error),
     }
 }
 

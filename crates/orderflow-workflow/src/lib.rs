@@ -2,6 +2,8 @@
 //!
 //! - [`definition`]: workflows declared in code as DAGs of steps, checked when built.
 //! - [`plan`]: what follows a step change, as a pure function of the run's step statuses.
+//! - [`verdict`]: what becomes of an attempt (retry, poke, skip, fail), as a pure function of
+//!   the definition, how the attempt ended and the time.
 //! - [`engine`]: step handlers, the [`Registry`] and the [`Worker`] that claims and runs steps.
 //! - [`control`]: an operator's retry, skip and cancel.
 //! - [`alerts`], [`schedule`]: sending alerts, starting cron runs.
@@ -16,6 +18,7 @@ pub mod definition;
 pub mod engine;
 pub mod plan;
 pub mod schedule;
+pub mod verdict;
 
 pub use alerts::{AlertDispatcher, AlertSink};
 pub use control::Control;
