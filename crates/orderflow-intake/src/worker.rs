@@ -9,7 +9,7 @@
 //!
 //! On a node that runs the order pipeline ([`Pipeline`]) an accepted order's forward is the
 //! pipeline's `forward_to_courier` step, which the worker hands the clean order in the run's
-//! input. Without the pipeline the
+//! input; a platform cancellation cancels the order's run with it. Without the pipeline the
 //! worker queues the forward itself, with the delivery's fate.
 
 use std::collections::BTreeMap;
@@ -56,6 +56,10 @@ pub struct Pipeline {
     /// The run each new storefront order starts with, created in the order's transaction.
     /// When it returns `None` (no such workflow here) the worker forwards the order itself.
     pub order_run: Arc<MakeOrderRun>,
+    /// Cancels an order's runs in the transaction that cancels the order, as
+    /// `DELETE /orders/{id}` does, so that a platform cancellation ends the run cancelled
+    /// with its compensation instead of failing the next step on a cancelled order.
+    pub runs: Arc<dyn orderflow_store::RunPlanner>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -497,7 +501,7 @@ impl Worker {
                 .cancel_order(
                     &Scope::Store(store.store_id.clone()),
                     CancelOrder {
-                        runs: None,
+                        runs: self.order_runs(),
                         order_id: order_id.clone(),
                         reason: Some(format!(
                             "{} on {}",
@@ -519,6 +523,11 @@ impl Worker {
             order_id: Some(order_id),
             ..Fate::of(DeliveryStatus::Accepted, reason)
         })
+    }
+
+    /// What cancels an order's runs with the order, on a node that runs the pipeline.
+    fn order_runs(&self) -> Option<Arc<dyn orderflow_store::RunPlanner>> {
+        self.config.pipeline.as_ref().map(|p| p.runs.clone())
     }
 
     async fn woocommerce_deletion(
@@ -550,7 +559,7 @@ impl Worker {
             ));
         };
         let cancel = CancelOrder {
-            runs: None,
+            runs: self.order_runs(),
             order_id: order.order_id.clone(),
             reason: Some("deleted on woocommerce".into()),
             now: OffsetDateTime::now_utc(),

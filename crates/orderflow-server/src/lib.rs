@@ -278,12 +278,16 @@ impl Background {
         let mut worker = worker;
         // A node started with `--no-pipeline` has no workflows: its intake worker places
         // orders without runs and forwards them itself.
-        if worker.pipeline.is_none() && state.workflows.is_some() {
+        if worker.pipeline.is_none()
+            && let Some(control) = &state.workflows
+        {
+            let runs: Arc<dyn orderflow_store::RunPlanner> = control.registry().clone();
             let state = state.clone();
             worker.pipeline = Some(orderflow_intake::worker::Pipeline {
                 order_run: Arc::new(move |now, forward| {
                     state.order_run(Some(orderflow_pipeline::PAID_AT_PLATFORM), forward, now)
                 }),
+                runs,
             });
         }
         let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -503,3 +503,81 @@ async fn a_storefront_order_on_a_pipeline_node_is_forwarded_once_by_its_run_as_i
     );
     app.shutdown().await;
 }
+
+on_both_backends!(
+    a_platform_cancellation_cancels_the_orders_run_and_compensates_without_an_alert,
+    multi_thread
+);
+async fn a_platform_cancellation_cancels_the_orders_run_and_compensates_without_an_alert(
+    backend: Backend,
+) {
+    let Some(app) = TestApp::spawn_with_pipeline(backend).await else {
+        return;
+    };
+    shopify_store(&app, "shop", true, None).await;
+    for sku in ["IPOD2008GREEN", "IPOD2008RED", "IPOD2008BLACK"] {
+        let product = json!({"name": sku, "category": "audio", "price": 19900, "currency": "USD", "on_hand": 0});
+        let reply = app
+            .send(
+                "PUT",
+                &format!("/products/{sku}?store_id=shop"),
+                Some(ADMIN),
+                Some(product),
+                &[],
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+    let created = fixture("shopify/order_450789469_rest_fixture.json");
+    let delivery = send_shopify(&app, "shop", &created, "orders/create").await;
+    assert_eq!(delivery["status"], "accepted", "{delivery}");
+    let order_id = delivery["order_id"].as_str().expect("an order").to_owned();
+    // Out of stock: the run waits in reserve_stock, so the cancellation finds it running.
+    app.eventually(&format!("/orders/{order_id}"), |o| {
+        o["order_status"] == "backordered"
+    })
+    .await;
+    app.eventually(&format!("/runs?order_id={order_id}"), |page| {
+        page["runs"][0]["status"] == "running"
+    })
+    .await;
+
+    let mut cancelled: Value = serde_json::from_slice(&created).expect("JSON");
+    cancelled["order"]["cancelled_at"] = json!("2008-01-10T12:00:00-05:00");
+    cancelled["order"]["updated_at"] = json!("2008-01-10T12:00:00-05:00");
+    let cancelled = serde_json::to_vec(&cancelled).expect("JSON");
+    let cancellation = send_shopify(&app, "shop", &cancelled, "orders/cancelled").await;
+    assert_eq!(cancellation["status"], "accepted", "{cancellation}");
+    assert!(
+        cancellation["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("cancelled: ")),
+        "{cancellation}"
+    );
+
+    let run = finished_run(&app, &order_id).await;
+    assert_eq!(run["status"], "cancelled", "not failed: {run}");
+    assert_eq!(step(&run, "authorize_payment")["status"], "cancelled");
+    assert_eq!(step(&run, "compensate")["status"], "succeeded");
+    let order = app.get(&format!("/orders/{order_id}"), ADMIN).await.body;
+    assert_eq!(order["order_status"], "cancelled");
+
+    let providers = app.providers.as_ref().expect("pipeline providers");
+    let mails = providers.mail.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(
+        mails
+            .iter()
+            .filter_map(|m| m.subject.clone())
+            .collect::<Vec<_>>(),
+        [format!("Order {order_id} cancelled")],
+        "the compensation told the customer"
+    );
+    // The dispatcher looks for alerts every 50 ms: a failed step would have been sent by now.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        providers.slack.messages().is_empty(),
+        "a cancellation is not an incident: {:?}",
+        providers.slack.messages()
+    );
+    app.shutdown().await;
+}
