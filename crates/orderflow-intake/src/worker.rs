@@ -6,6 +6,11 @@
 //! platform version replaces the held one only if it is newer, and forwards are unique per
 //! order. A worker that dies mid-delivery leaves its lease to run out; the next one redoes
 //! the delivery and finds what was already done.
+//!
+//! On a node that runs the order pipeline ([`Pipeline`]) an accepted order's forward is the
+//! pipeline's `forward_to_courier` step, which the worker hands the clean order in the run's
+//! input; a platform cancellation cancels the order's run with it. Without the pipeline the
+//! worker queues the forward itself, with the delivery's fate.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -35,20 +40,31 @@ pub struct WorkerConfig {
     /// Claims after which a delivery that keeps failing for passing reasons (database, a
     /// platform API) is marked failed instead of retried.
     pub max_attempts: u32,
-    /// Makes the workflow run each new storefront order starts with, on a node that runs
-    /// workflows; the run is created in the order's transaction.
-    pub order_run: Option<OrderRun>,
+    /// The order pipeline, on a node that runs workflows.
+    pub pipeline: Option<Pipeline>,
 }
 
-/// Makes a new order's workflow run, given the instant the order is placed.
-#[derive(Clone)]
-pub struct OrderRun(
-    pub Arc<dyn Fn(OffsetDateTime) -> Option<orderflow_store::NewRun> + Send + Sync>,
-);
+/// Makes a new order's workflow run, given the instant the order is placed and, when its
+/// store has a destination, the clean order for the run to forward.
+pub type MakeOrderRun = dyn Fn(OffsetDateTime, Option<&serde_json::Value>) -> Option<orderflow_store::NewRun>
+    + Send
+    + Sync;
 
-impl std::fmt::Debug for OrderRun {
+/// How the worker hands storefront orders to the order pipeline.
+#[derive(Clone)]
+pub struct Pipeline {
+    /// The run each new storefront order starts with, created in the order's transaction.
+    /// When it returns `None` (no such workflow here) the worker forwards the order itself.
+    pub order_run: Arc<MakeOrderRun>,
+    /// Cancels an order's runs in the transaction that cancels the order, as
+    /// `DELETE /orders/{id}` does, so that a platform cancellation ends the run cancelled
+    /// with its compensation instead of failing the next step on a cancelled order.
+    pub runs: Arc<dyn orderflow_store::RunPlanner>,
+}
+
+impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("OrderRun")
+        f.write_str("Pipeline")
     }
 }
 
@@ -59,7 +75,7 @@ impl Default for WorkerConfig {
             lease: Duration::from_secs(30),
             poll: Duration::from_millis(500),
             max_attempts: 5,
-            order_run: None,
+            pipeline: None,
         }
     }
 }
@@ -387,14 +403,23 @@ impl Worker {
             Ok(lines) => lines,
             Err(error) => return Ok(Fate::of(DeliveryStatus::Failed, error.to_string())),
         };
+        let run = match &self.config.pipeline {
+            Some(pipeline) => {
+                let clean = match &store.settings.destination {
+                    Some(_) => Some(serde_json::to_value(&forwarded).map_err(ProcessError::other)?),
+                    None => None,
+                };
+                (pipeline.order_run)(now, clean.as_ref())
+            }
+            None => None,
+        };
+        // The run forwards the order once the pipeline has accepted it; without a run the
+        // worker queues the forward with the delivery's fate, as before there was a pipeline.
+        let forwarded_by_run = run.is_some();
         let placed = self
             .store
             .place_order(PlaceOrder {
-                run: self
-                    .config
-                    .order_run
-                    .as_ref()
-                    .and_then(|make| (make.0)(now)),
+                run,
                 order_id,
                 store_id: store.store_id.clone(),
                 lines,
@@ -442,6 +467,7 @@ impl Worker {
             .settings
             .destination
             .as_ref()
+            .filter(|_| !forwarded_by_run)
             .map(|destination| NewForward {
                 forward_id: time_ordered_id("fwd_", unix_millis(now), rand::random()),
                 store_id: store.store_id.clone(),
@@ -475,7 +501,7 @@ impl Worker {
                 .cancel_order(
                     &Scope::Store(store.store_id.clone()),
                     CancelOrder {
-                        runs: None,
+                        runs: self.order_runs(),
                         order_id: order_id.clone(),
                         reason: Some(format!(
                             "{} on {}",
@@ -497,6 +523,11 @@ impl Worker {
             order_id: Some(order_id),
             ..Fate::of(DeliveryStatus::Accepted, reason)
         })
+    }
+
+    /// What cancels an order's runs with the order, on a node that runs the pipeline.
+    fn order_runs(&self) -> Option<Arc<dyn orderflow_store::RunPlanner>> {
+        self.config.pipeline.as_ref().map(|p| p.runs.clone())
     }
 
     async fn woocommerce_deletion(
@@ -528,7 +559,7 @@ impl Worker {
             ));
         };
         let cancel = CancelOrder {
-            runs: None,
+            runs: self.order_runs(),
             order_id: order.order_id.clone(),
             reason: Some("deleted on woocommerce".into()),
             now: OffsetDateTime::now_utc(),

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! validate → apply_rules → reserve_stock (sensor) → authorize_payment ─┬─ packing_slip ─────────┬─ create_shipment → shipped_email
-//!                                                                       └─ confirmation_email ───┘
+//!                                                                       ├─ confirmation_email ───┘
+//!                                                                       └─ forward_to_courier (stores with a destination)
 //! compensate (one failed): release stock, void the payment, tell the customer
 //! ```
 //!
@@ -30,13 +31,14 @@ pub use steps::{PAID_AT_PLATFORM, PAYMENT_METHOD_COD};
 pub const ORDER_WORKFLOW: &str = "order";
 
 /// The main steps, in order; `compensate` follows any of them failing.
-pub const MAIN_STEPS: [&str; 8] = [
+pub const MAIN_STEPS: [&str; 9] = [
     "validate",
     "apply_rules",
     "reserve_stock",
     "authorize_payment",
     "packing_slip",
     "confirmation_email",
+    "forward_to_courier",
     "create_shipment",
     "shipped_email",
 ];
@@ -108,6 +110,15 @@ pub fn order_workflow(timing: Timing) -> Workflow {
                 .retry(OUTSIDE)
                 .concurrency(16),
         )
+        // The courier gets the clean order (validated, through the store's rules) once its stock
+        // is reserved and its payment authorised, so it never sees an order we would still
+        // refuse or cancel for a declined card; it waits for nothing of ours after that, so it
+        // runs beside the slip and the message. A no-op for stores without a destination.
+        .step(
+            step("forward_to_courier")
+                .after(["authorize_payment"])
+                .retry(INSIDE),
+        )
         .step(
             step("create_shipment")
                 .after(["packing_slip", "confirmation_email"])
@@ -138,7 +149,7 @@ pub fn order_workflow(timing: Timing) -> Workflow {
 /// A registry holding the order pipeline with its handlers.
 pub fn registry(services: Services, timing: Timing) -> Result<Registry, RegistryError> {
     let services = Arc::new(services);
-    let handlers: [(&'static str, Arc<dyn StepHandler>); 9] = [
+    let handlers: [(&'static str, Arc<dyn StepHandler>); 10] = [
         ("validate", Arc::new(steps::Validate(services.clone()))),
         ("apply_rules", Arc::new(steps::ApplyRules(services.clone()))),
         (
@@ -158,6 +169,10 @@ pub fn registry(services: Services, timing: Timing) -> Result<Registry, Registry
             Arc::new(steps::Notify::confirmed(services.clone())),
         ),
         (
+            "forward_to_courier",
+            Arc::new(steps::ForwardToCourier(services.clone())),
+        ),
+        (
             "create_shipment",
             Arc::new(steps::CreateShipment(services.clone())),
         ),
@@ -172,9 +187,18 @@ pub fn registry(services: Services, timing: Timing) -> Result<Registry, Registry
     Ok(registry)
 }
 
-/// The run input of an order: how the customer pays.
-pub fn run_input(payment_method: Option<&str>) -> serde_json::Value {
-    serde_json::json!({ "payment_method": payment_method })
+/// The run input of an order: how the customer pays and, for a storefront order of a store
+/// with a destination, the clean order intake made of it, which `forward_to_courier` sends
+/// as is (the platform's own document is not kept on the order).
+pub fn run_input(
+    payment_method: Option<&str>,
+    forward: Option<&serde_json::Value>,
+) -> serde_json::Value {
+    let mut input = serde_json::json!({ "payment_method": payment_method });
+    if let Some(forward) = forward {
+        input["forward"] = forward.clone();
+    }
+    input
 }
 
 /// Sends the engine's alerts through the operations alerters (Slack, e-mail).
@@ -214,5 +238,29 @@ mod tests {
             .map(|s| s.name.as_str())
             .collect();
         assert_eq!(ready, ["validate"]);
+    }
+
+    #[test]
+    fn the_courier_is_forwarded_the_order_once_its_payment_is_authorised() {
+        let workflow = order_workflow(Timing::default());
+        let forward = workflow
+            .step("forward_to_courier")
+            .expect("forward_to_courier step");
+        assert_eq!(forward.upstream, ["authorize_payment"]);
+        assert_eq!(forward.trigger, TriggerRule::AllSucceeded);
+        let shipment = workflow.step("create_shipment").expect("create_shipment");
+        assert!(
+            !shipment.upstream.iter().any(|s| s == "forward_to_courier"),
+            "shipping does not wait for the courier system"
+        );
+    }
+
+    #[test]
+    fn a_storefront_orders_clean_document_travels_in_the_run_input() {
+        let clean = serde_json::json!({ "order_id": "ord_1", "external_id": "450789469" });
+        let input = run_input(Some(PAID_AT_PLATFORM), Some(&clean));
+        assert_eq!(input["payment_method"], PAID_AT_PLATFORM);
+        assert_eq!(input["forward"], clean);
+        assert!(run_input(None, None).get("forward").is_none());
     }
 }

@@ -10,7 +10,7 @@ use orderflow_documents::{PackingSlip as SlipDocument, PartyAddress, ShippingLab
 use orderflow_domain::status::Progress;
 use orderflow_domain::{Address, OrderId, OrderStatus};
 use orderflow_store::{
-    AdvanceOrder, BackorderFill, CancelOrder, Error as StoreError, Order, Scope,
+    AdvanceOrder, BackorderFill, CancelOrder, Error as StoreError, NewForward, Order, Scope,
 };
 use orderflow_workflow::{Outcome, StepContext, StepError, StepHandler};
 use time::OffsetDateTime;
@@ -238,6 +238,116 @@ impl StepHandler for AuthorizePayment {
             "gateway": gateway,
             "authorization_id": authorization.id,
             "amount_minor": authorization.amount_minor,
+        }))
+    }
+}
+
+/// An order placed over the API, as its courier system gets it: what intake's clean
+/// storefront order carries, as far as an API order has it.
+#[derive(Debug, serde::Serialize)]
+struct CourierOrder<'a> {
+    order_id: &'a OrderId,
+    store_id: &'a str,
+    customer: Option<&'a orderflow_domain::Customer>,
+    shipping_address: Option<&'a Address>,
+    lines: Vec<CourierLine<'a>>,
+    currency: Option<&'a str>,
+    total_minor: i64,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct CourierLine<'a> {
+    sku: &'a str,
+    quantity: u32,
+    unit_price_minor: i64,
+}
+
+impl<'a> CourierOrder<'a> {
+    fn of(order: &'a Order) -> Self {
+        Self {
+            order_id: &order.order_id,
+            store_id: order.store_id.as_str(),
+            customer: order.customer.as_ref(),
+            shipping_address: order.shipping_address.as_ref(),
+            lines: order
+                .lines
+                .iter()
+                .map(|line| CourierLine {
+                    sku: line.product_id.as_str(),
+                    quantity: line.quantity.get(),
+                    unit_price_minor: line.unit_price_minor,
+                })
+                .collect(),
+            currency: order
+                .currency
+                .as_ref()
+                .map(orderflow_domain::Currency::as_str),
+            total_minor: order.total_minor,
+        }
+    }
+}
+
+/// Queues the order's forward to its store's destination (the courier system); the
+/// forwarder signs, sends and retries it. Once per order whatever the retries: the store
+/// keeps one forward per order, and its id is the order's.
+#[derive(Debug)]
+pub(crate) struct ForwardToCourier(pub Arc<Services>);
+
+#[async_trait]
+impl StepHandler for ForwardToCourier {
+    async fn run(&self, context: &StepContext) -> Result<Outcome, StepError> {
+        let order = live_order(&self.0, context).await?;
+        let store = self
+            .0
+            .store
+            .get_store(&order.store_id)
+            .await
+            .map_err(store_error)?;
+        let Some(destination) = store.settings.destination else {
+            return done(
+                serde_json::json!({ "forwarded": false, "reason": "the store has no destination" }),
+            );
+        };
+        // A storefront order goes as intake cleaned it (the platform's document is not kept
+        // on the order); an API order as the order itself.
+        let data = match context.input.get("forward") {
+            Some(clean) => clean.to_string(),
+            None => serde_json::to_string(&CourierOrder::of(&order)).map_err(|error| {
+                StepError::fatal(format!("the order cannot be written: {error}"))
+            })?,
+        };
+        // The inbox delivery a storefront order came in, so that it shows `forwarded` once
+        // the courier has it.
+        let delivery_id = order
+            .source
+            .as_deref()
+            .and_then(|source| serde_json::from_str::<serde_json::Value>(source).ok())
+            .and_then(|source| source.get("delivery_id")?.as_str().map(str::to_owned));
+        let suffix = order.order_id.as_str();
+        let forward_id = format!("fwd_{}", suffix.strip_prefix("ord_").unwrap_or(suffix));
+        let now = OffsetDateTime::now_utc();
+        let queued = self
+            .0
+            .store
+            .queue_forward(
+                NewForward {
+                    forward_id: forward_id.clone(),
+                    store_id: order.store_id.clone(),
+                    order_id: order.order_id.clone(),
+                    delivery_id,
+                    url: destination.url,
+                    payload: orderflow_intake::forward::envelope("order.created", now, &data),
+                },
+                now,
+            )
+            .await
+            .map_err(store_error)?;
+        done(serde_json::json!({
+            "forwarded": true,
+            "forward_id": forward_id,
+            // False when an earlier attempt (or intake, for an order taken in before this
+            // node ran the pipeline) had queued it already.
+            "queued": queued,
         }))
     }
 }

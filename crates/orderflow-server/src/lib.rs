@@ -53,15 +53,17 @@ pub struct Services {
 /// What every handler shares: cheap to clone.
 impl Services {
     /// A run of the order pipeline for an order placed at `now`, when this node runs
-    /// workflows: the store starts it in the transaction that creates the order.
+    /// workflows: the store starts it in the transaction that creates the order. `forward`
+    /// is the clean order intake made of a storefront order, for the run to forward as is.
     pub fn order_run(
         &self,
         payment_method: Option<&str>,
+        forward: Option<&serde_json::Value>,
         now: time::OffsetDateTime,
     ) -> Option<orderflow_store::NewRun> {
         self.workflows.as_ref()?.registry().new_run(
             orderflow_pipeline::ORDER_WORKFLOW,
-            &orderflow_pipeline::run_input(payment_method),
+            &orderflow_pipeline::run_input(payment_method, forward),
             now,
         )
     }
@@ -274,11 +276,19 @@ impl Background {
         pull_every: std::time::Duration,
     ) -> Self {
         let mut worker = worker;
-        if worker.order_run.is_none() && state.workflows.is_some() {
+        // A node started with `--no-pipeline` has no workflows: its intake worker places
+        // orders without runs and forwards them itself.
+        if worker.pipeline.is_none()
+            && let Some(control) = &state.workflows
+        {
+            let runs: Arc<dyn orderflow_store::RunPlanner> = control.registry().clone();
             let state = state.clone();
-            worker.order_run = Some(orderflow_intake::worker::OrderRun(Arc::new(move |now| {
-                state.order_run(Some(orderflow_pipeline::PAID_AT_PLATFORM), now)
-            })));
+            worker.pipeline = Some(orderflow_intake::worker::Pipeline {
+                order_run: Arc::new(move |now, forward| {
+                    state.order_run(Some(orderflow_pipeline::PAID_AT_PLATFORM), forward, now)
+                }),
+                runs,
+            });
         }
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {

@@ -1,13 +1,15 @@
-//! The order pipeline end to end, over real HTTP and SMTP: orders placed through the API run
-//! through stock, payment, documents, shipment and messages on their own.
+//! The order pipeline end to end, over real HTTP and SMTP: orders placed through the API or
+//! taken in from a storefront run through stock, payment, documents, shipment, messages and
+//! the forward to the store's courier system on their own.
 
 mod support;
 
 use std::time::Duration;
 
+use orderflow_connectors::signature::{base64_hmac_sha256, standard};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::{ADMIN, Backend, TestApp, on_both_backends};
+use support::{ADMIN, Answer, Backend, Sink, TestApp, on_both_backends};
 
 const CUSTOMER: &str = "ana@example.com";
 
@@ -143,6 +145,11 @@ async fn an_api_order_reaches_shipped_with_label_slip_and_two_emails(backend: Ba
         "the label carries the tracking code"
     );
     assert_eq!(step(&run, "compensate")["status"], "skipped");
+    assert_eq!(
+        step(&run, "forward_to_courier")["output"]["forwarded"],
+        false,
+        "the default store has no courier to forward to"
+    );
     assert!(
         providers
             .payments
@@ -288,5 +295,289 @@ async fn cancelling_a_waiting_order_cancels_its_run_and_compensates(backend: Bac
         )
         .await;
     again.assert_problem(409, "conflict");
+    app.shutdown().await;
+}
+
+const SHOPIFY_SECRET: &str = "shpss_0123456789abcdef";
+const DESTINATION_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn fixture(path: &str) -> Vec<u8> {
+    let full = format!(
+        "{}/../orderflow-connectors/tests/fixtures/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
+}
+
+/// A Shopify store; `manage_stock` false is a courier's client store, whose orders reserve
+/// nothing here.
+async fn shopify_store(app: &TestApp, store_id: &str, manage_stock: bool, sink: Option<&Sink>) {
+    let mut body = json!({
+        "store_id": store_id,
+        "name": "Shopify shop",
+        "platform": "shopify",
+        "webhook_secret": SHOPIFY_SECRET,
+        "manage_stock": manage_stock,
+    });
+    if let Some(sink) = sink {
+        body["destination"] = json!({"url": sink.url, "secret": DESTINATION_SECRET});
+    }
+    let reply = app.post("/stores", ADMIN, body).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+}
+
+/// Sends a signed Shopify webhook and returns the delivery once the intake worker settled it.
+async fn send_shopify(app: &TestApp, store_id: &str, body: &[u8], topic: &str) -> Value {
+    let headers = vec![
+        ("content-type", "application/json".to_owned()),
+        (
+            "x-shopify-hmac-sha256",
+            base64_hmac_sha256(SHOPIFY_SECRET.as_bytes(), body),
+        ),
+        ("x-shopify-topic", topic.to_owned()),
+        ("x-shopify-shop-domain", "shop.myshopify.com".to_owned()),
+        ("x-shopify-api-version", "2024-01".to_owned()),
+        (
+            "x-shopify-event-id",
+            format!("evt-{}", rand::random::<u64>()),
+        ),
+    ];
+    let reply = app
+        .post_raw(
+            &format!("/webhooks/shopify/{store_id}"),
+            &headers,
+            body.to_vec(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let delivery_id = reply.body["delivery_id"].as_str().expect("a delivery id");
+    app.eventually(&format!("/inbox/{delivery_id}"), |d| {
+        !matches!(d["status"].as_str(), Some("received") | None)
+    })
+    .await
+}
+
+async fn finished_run(app: &TestApp, order_id: &str) -> Value {
+    app.eventually(&format!("/runs?order_id={order_id}"), |page| {
+        page["runs"][0]["finished_at"].is_string()
+    })
+    .await;
+    run_of(app, order_id).await
+}
+
+fn verify_signed(forwarded: &support::SinkRequest) -> Value {
+    let secret = standard::Secret::parse(DESTINATION_SECRET).expect("secret");
+    standard::verify(
+        &[secret],
+        standard::Headers {
+            id: forwarded.header("webhook-id"),
+            timestamp: forwarded.header("webhook-timestamp"),
+            signature: forwarded.header("webhook-signature"),
+        },
+        &forwarded.body,
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+    )
+    .expect("the forward is signed per Standard Webhooks");
+    serde_json::from_slice(&forwarded.body).expect("JSON")
+}
+
+on_both_backends!(
+    an_api_order_in_a_store_with_a_destination_is_forwarded_to_its_courier_once,
+    multi_thread
+);
+async fn an_api_order_in_a_store_with_a_destination_is_forwarded_to_its_courier_once(
+    backend: Backend,
+) {
+    let Some(app) = TestApp::spawn_with_pipeline(backend).await else {
+        return;
+    };
+    let sink = Sink::start(vec![Answer::Status(200)]).await;
+    let reply = app
+        .post(
+            "/stores",
+            ADMIN,
+            json!({"store_id": "courier", "name": "Courier client",
+                   "destination": {"url": sink.url, "secret": DESTINATION_SECRET}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let product = json!({"name": "Mug", "category": "kitchen", "price": 1250, "currency": "EUR", "on_hand": 5});
+    let reply = app
+        .send(
+            "PUT",
+            "/products/mug?store_id=courier",
+            Some(ADMIN),
+            Some(product),
+            &[],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let mut body = order_body(&[("mug", 2)], "pm_card_visa");
+    body["store_id"] = json!("courier");
+    let reply = app.post("/orders", ADMIN, body).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let order_id = reply.body["order_id"]
+        .as_str()
+        .expect("order id")
+        .to_owned();
+
+    let run = finished_run(&app, &order_id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let forward = step(&run, "forward_to_courier");
+    assert_eq!(forward["status"], "succeeded");
+    assert_eq!(forward["output"]["forwarded"], true);
+    assert_eq!(forward["output"]["queued"], true);
+    app.eventually("/forwards", |f| f[0]["status"] == "delivered")
+        .await;
+
+    let requests = sink.requests();
+    assert_eq!(requests.len(), 1, "the courier got the order once");
+    let payload = verify_signed(&requests[0]);
+    assert_eq!(payload["type"], "order.created");
+    assert_eq!(payload["data"]["order_id"], order_id.as_str());
+    assert_eq!(payload["data"]["store_id"], "courier");
+    assert_eq!(
+        payload["data"]["lines"],
+        json!([{"sku": "mug", "quantity": 2, "unit_price_minor": 1250}])
+    );
+    assert_eq!(payload["data"]["shipping_address"]["city"], "Santiago");
+    assert_eq!(payload["data"]["customer"]["email"], CUSTOMER);
+    let forwards = app.get("/forwards", ADMIN).await;
+    assert_eq!(
+        forwards.body.as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        forwards.body
+    );
+    app.shutdown().await;
+}
+
+on_both_backends!(
+    a_storefront_order_on_a_pipeline_node_is_forwarded_once_by_its_run_as_intake_cleaned_it,
+    multi_thread
+);
+async fn a_storefront_order_on_a_pipeline_node_is_forwarded_once_by_its_run_as_intake_cleaned_it(
+    backend: Backend,
+) {
+    let Some(app) = TestApp::spawn_with_pipeline(backend).await else {
+        return;
+    };
+    let sink = Sink::start(vec![Answer::Status(200)]).await;
+    shopify_store(&app, "client", false, Some(&sink)).await;
+    let body = fixture("shopify/order_450789469_rest_fixture.json");
+    let delivery = send_shopify(&app, "client", &body, "orders/create").await;
+    // The run may have forwarded it before the test looks.
+    assert!(
+        matches!(delivery["status"].as_str(), Some("accepted" | "forwarded")),
+        "{delivery}"
+    );
+    let order_id = delivery["order_id"].as_str().expect("an order").to_owned();
+
+    let run = finished_run(&app, &order_id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let forward = step(&run, "forward_to_courier");
+    assert_eq!(forward["status"], "succeeded");
+    assert_eq!(
+        forward["output"]["queued"], true,
+        "the run queued the forward, not the intake worker before it"
+    );
+    let delivery_id = delivery["delivery_id"].as_str().expect("delivery id");
+    app.eventually(&format!("/inbox/{delivery_id}"), |d| {
+        d["status"] == "forwarded"
+    })
+    .await;
+
+    let requests = sink.requests();
+    assert_eq!(requests.len(), 1, "the courier got the order once");
+    let payload = verify_signed(&requests[0]);
+    assert_eq!(payload["type"], "order.created");
+    assert_eq!(payload["data"]["order_id"], order_id.as_str());
+    assert_eq!(payload["data"]["external_id"], "450789469");
+    assert_eq!(payload["data"]["shipping_address"]["region"], "KY");
+    let forwards = app.get("/forwards", ADMIN).await;
+    assert_eq!(
+        forwards.body.as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        forwards.body
+    );
+    app.shutdown().await;
+}
+
+on_both_backends!(
+    a_platform_cancellation_cancels_the_orders_run_and_compensates_without_an_alert,
+    multi_thread
+);
+async fn a_platform_cancellation_cancels_the_orders_run_and_compensates_without_an_alert(
+    backend: Backend,
+) {
+    let Some(app) = TestApp::spawn_with_pipeline(backend).await else {
+        return;
+    };
+    shopify_store(&app, "shop", true, None).await;
+    for sku in ["IPOD2008GREEN", "IPOD2008RED", "IPOD2008BLACK"] {
+        let product = json!({"name": sku, "category": "audio", "price": 19900, "currency": "USD", "on_hand": 0});
+        let reply = app
+            .send(
+                "PUT",
+                &format!("/products/{sku}?store_id=shop"),
+                Some(ADMIN),
+                Some(product),
+                &[],
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+    let created = fixture("shopify/order_450789469_rest_fixture.json");
+    let delivery = send_shopify(&app, "shop", &created, "orders/create").await;
+    assert_eq!(delivery["status"], "accepted", "{delivery}");
+    let order_id = delivery["order_id"].as_str().expect("an order").to_owned();
+    // Out of stock: the run waits in reserve_stock, so the cancellation finds it running.
+    app.eventually(&format!("/orders/{order_id}"), |o| {
+        o["order_status"] == "backordered"
+    })
+    .await;
+    app.eventually(&format!("/runs?order_id={order_id}"), |page| {
+        page["runs"][0]["status"] == "running"
+    })
+    .await;
+
+    let mut cancelled: Value = serde_json::from_slice(&created).expect("JSON");
+    cancelled["order"]["cancelled_at"] = json!("2008-01-10T12:00:00-05:00");
+    cancelled["order"]["updated_at"] = json!("2008-01-10T12:00:00-05:00");
+    let cancelled = serde_json::to_vec(&cancelled).expect("JSON");
+    let cancellation = send_shopify(&app, "shop", &cancelled, "orders/cancelled").await;
+    assert_eq!(cancellation["status"], "accepted", "{cancellation}");
+    assert!(
+        cancellation["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("cancelled: ")),
+        "{cancellation}"
+    );
+
+    let run = finished_run(&app, &order_id).await;
+    assert_eq!(run["status"], "cancelled", "not failed: {run}");
+    assert_eq!(step(&run, "authorize_payment")["status"], "cancelled");
+    assert_eq!(step(&run, "compensate")["status"], "succeeded");
+    let order = app.get(&format!("/orders/{order_id}"), ADMIN).await.body;
+    assert_eq!(order["order_status"], "cancelled");
+
+    let providers = app.providers.as_ref().expect("pipeline providers");
+    let mails = providers.mail.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(
+        mails
+            .iter()
+            .filter_map(|m| m.subject.clone())
+            .collect::<Vec<_>>(),
+        [format!("Order {order_id} cancelled")],
+        "the compensation told the customer"
+    );
+    // The dispatcher looks for alerts every 50 ms: a failed step would have been sent by now.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        providers.slack.messages().is_empty(),
+        "a cancellation is not an incident: {:?}",
+        providers.slack.messages()
+    );
     app.shutdown().await;
 }

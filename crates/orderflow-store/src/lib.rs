@@ -136,6 +136,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Vec<Delivery>>;
     /// Records a delivery's fate and queues its forward, in one transaction.
     async fn settle_delivery(&self, settlement: Settlement) -> Result<()>;
+    /// Queues a forward due now, unless its order already has one (one forward per order, a
+    /// unique column); returns whether this call queued it. The order pipeline forwards this
+    /// way, so a retried step finds the forward already there.
+    async fn queue_forward(&self, forward: NewForward, now: OffsetDateTime) -> Result<bool>;
     async fn get_delivery(&self, scope: &Scope, delivery_id: &str) -> Result<Delivery>;
     /// Newest first, without bodies.
     async fn list_deliveries(&self, scope: &Scope, filter: InboxFilter) -> Result<Page<Delivery>>;

@@ -291,6 +291,45 @@ async fn a_platform_update_applies_only_when_newer_than_what_is_held(store: Arc<
     ));
 }
 
+case!(a_forward_queued_twice_for_one_order_keeps_the_first_and_says_so);
+async fn a_forward_queued_twice_for_one_order_keeps_the_first_and_says_so(store: Arc<dyn Store>) {
+    let store_id = create_store(store.as_ref(), "shop").await;
+    let placed = store
+        .place_order(storefront_order(&store_id, "8", true))
+        .await
+        .expect("placed");
+    let forward = |forward_id: &str| NewForward {
+        forward_id: forward_id.into(),
+        store_id: store_id.clone(),
+        order_id: placed.receipt.order_id.clone(),
+        delivery_id: None,
+        url: "http://127.0.0.1:9/orders".into(),
+        payload: format!(r#"{{"type":"order.created","id":"{forward_id}"}}"#),
+    };
+    let t0 = now();
+    let first = store.queue_forward(forward("fwd_a"), t0).await;
+    assert!(matches!(first, Ok(true)), "the first is queued: {first:?}");
+    let again = store
+        .queue_forward(forward("fwd_b"), t0 + Duration::seconds(1))
+        .await;
+    assert!(
+        matches!(again, Ok(false)),
+        "a retried step finds the forward already there: {again:?}"
+    );
+    let queued = store
+        .list_forwards(&Scope::Everything, None, 10)
+        .await
+        .expect("listed");
+    assert_eq!(queued.len(), 1, "one forward per order");
+    assert_eq!(queued[0].forward_id, "fwd_a");
+    assert_eq!(queued[0].status, ForwardStatus::Pending);
+    let due = store
+        .claim_due_forwards(10, t0, t0 + Duration::seconds(30))
+        .await
+        .expect("claimed");
+    assert_eq!(due.len(), 1, "a queued forward is due at once");
+}
+
 case!(a_forward_is_queued_once_retried_on_schedule_dead_lettered_and_replayed);
 async fn a_forward_is_queued_once_retried_on_schedule_dead_lettered_and_replayed(
     store: Arc<dyn Store>,

@@ -1,9 +1,9 @@
 //! Scale-out and crash: an API node and three worker nodes, separate `orderflow serve`
 //! processes on one PostgreSQL database, carry 1,000 orders through the pipeline while one
-//! worker is killed with `kill -9`. Every run completes, and the payment and carrier sandboxes
-//! saw each idempotency key act once.
+//! worker is killed with `kill -9`. Every run completes, the payment and carrier sandboxes
+//! saw each idempotency key act once, and each customer got each message once.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -198,6 +198,7 @@ async fn three_workers_finish_every_run_while_one_is_killed() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let mut finished = HashMap::new();
+    let mut orders = BTreeSet::new();
     let mut filter = RunFilter {
         limit: 200,
         ..Default::default()
@@ -209,6 +210,7 @@ async fn three_workers_finish_every_run_while_one_is_killed() {
             .expect("runs");
         for run in &page.items {
             *finished.entry(run.status).or_insert(0) += 1;
+            orders.extend(run.order_id.as_ref().map(ToString::to_string));
         }
         filter.before = page.items.last().map(|r| r.run_id.clone());
         if !page.has_more {
@@ -237,9 +239,38 @@ async fn three_workers_finish_every_run_while_one_is_killed() {
         carrier_effects.values().all(|&n| n == 1),
         "a carrier key acted twice"
     );
+    assert_eq!(orders.len(), ORDERS, "one run per order");
+    // A message's `Message-ID` is `<{order id}.{kind}@{sender's domain}>`, the same on every
+    // try, so it names the (order, kind) the message is for.
+    let mut sent: HashMap<(String, String), usize> = HashMap::new();
+    for message in mail.messages() {
+        let id = message.message_id.clone().unwrap_or_default();
+        let local = id
+            .trim_start_matches('<')
+            .split('@')
+            .next()
+            .unwrap_or_default();
+        let (order, kind) = local
+            .rsplit_once('.')
+            .unwrap_or_else(|| panic!("a Message-ID without an order and a kind: {id:?}"));
+        *sent.entry((order.to_owned(), kind.to_owned())).or_insert(0) += 1;
+    }
+    let duplicates: Vec<_> = sent.iter().filter(|&(_, &count)| count > 1).collect();
     assert!(
-        mail.messages().len() >= 2 * ORDERS,
-        "every order's two e-mails were sent"
+        duplicates.is_empty(),
+        "a customer got the same message twice: {duplicates:?}"
+    );
+    let expected: BTreeSet<(String, String)> = orders
+        .iter()
+        .flat_map(|order| ["confirmed", "shipped"].map(|kind| (order.clone(), kind.to_owned())))
+        .collect();
+    let got: BTreeSet<(String, String)> = sent.into_keys().collect();
+    assert_eq!(
+        got.symmetric_difference(&expected)
+            .take(10)
+            .collect::<Vec<_>>(),
+        Vec::<&(String, String)>::new(),
+        "exactly one confirmed and one shipped message per order, and nothing else"
     );
 
     drop(workers);

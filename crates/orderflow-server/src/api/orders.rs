@@ -377,7 +377,7 @@ pub async fn place(
     let placed = state
         .store
         .place_order(PlaceOrder {
-            run: state.order_run(body.payment_method.as_deref(), now),
+            run: state.order_run(body.payment_method.as_deref(), None, now),
             order_id: new_order_id(now),
             store_id,
             lines,

@@ -185,6 +185,40 @@ pub(super) async fn settle(client: &Client, settlement: &Settlement) -> Result<(
     Ok(())
 }
 
+const QUEUE_FORWARD: &str = concat!(
+    "INSERT INTO forwards (forward_id, store_id, order_id, delivery_id, url, payload, status,
+                           next_attempt_at, created_at)
+     VALUES ($1, $2, $3, $4, $5, $6, 'pending', ",
+    at_micros!("$7"),
+    ", ",
+    at_micros!("$7"),
+    ") ON CONFLICT (order_id) DO NOTHING"
+);
+
+/// Queues a forward unless its order has one; true when this call queued it.
+pub(super) async fn queue_forward(
+    client: &Client,
+    forward: &NewForward,
+    now: OffsetDateTime,
+) -> Result<bool> {
+    let statement = client.prepare_cached(QUEUE_FORWARD).await?;
+    let queued = client
+        .execute(
+            &statement,
+            &[
+                &forward.forward_id,
+                &forward.store_id.as_str(),
+                &forward.order_id.as_str(),
+                &forward.delivery_id,
+                &forward.url,
+                &forward.payload,
+                &micros(now),
+            ],
+        )
+        .await?;
+    Ok(queued == 1)
+}
+
 fn delivery(row: &Row) -> Result<Delivery> {
     let status: String = row.try_get("status")?;
     let attempts: i32 = row.try_get("attempts")?;

@@ -545,6 +545,11 @@ impl crate::Store for PostgresStore {
         intake::settle(&client, &settlement).await
     }
 
+    async fn queue_forward(&self, forward: NewForward, now: OffsetDateTime) -> Result<bool> {
+        let client = self.pool.get().await?;
+        intake::queue_forward(&client, &forward, now).await
+    }
+
     async fn get_delivery(&self, scope: &Scope, delivery_id: &str) -> Result<Delivery> {
         let client = self.pool.get().await?;
         intake::read_delivery(&client, scope, delivery_id).await

@@ -104,9 +104,21 @@ pub(super) fn settle(c: &Connection, settlement: &Settlement) -> Result<()> {
         return Err(Error::NotFound);
     }
     if let Some(forward) = &settlement.forward {
-        // One forward per order: a delivery processed twice (its worker died after the order
-        // was placed) finds the forward already queued.
-        c.prepare_cached(
+        // A delivery processed twice (its worker died after the order was placed) finds the
+        // forward already queued.
+        queue_forward(c, forward, settlement.now)?;
+    }
+    Ok(())
+}
+
+/// Queues a forward unless its order has one; true when this call queued it.
+pub(super) fn queue_forward(
+    c: &Connection,
+    forward: &NewForward,
+    now: OffsetDateTime,
+) -> Result<bool> {
+    let queued = c
+        .prepare_cached(
             "INSERT INTO forwards (forward_id, store_id, order_id, delivery_id, url, payload, status,
                                    next_attempt_at, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7)
@@ -119,10 +131,9 @@ pub(super) fn settle(c: &Connection, settlement: &Settlement) -> Result<()> {
             forward.delivery_id,
             forward.url,
             forward.payload,
-            micros(settlement.now),
+            micros(now),
         ])?;
-    }
-    Ok(())
+    Ok(queued == 1)
 }
 
 pub(super) fn read_delivery(

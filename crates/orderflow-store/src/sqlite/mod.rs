@@ -533,6 +533,12 @@ impl crate::Store for SqliteStore {
             .await
     }
 
+    async fn queue_forward(&self, forward: NewForward, now: OffsetDateTime) -> Result<bool> {
+        self.writer
+            .write(move |c| intake::queue_forward(c, &forward, now))
+            .await
+    }
+
     async fn get_delivery(&self, scope: &Scope, delivery_id: &str) -> Result<Delivery> {
         let (scope, delivery_id) = (scope.clone(), delivery_id.to_owned());
         self.read(move |c| intake::read_delivery(c, Some(&scope), &delivery_id, true))
