@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::header::{DATE, HeaderMap, RETRY_AFTER};
+use time::OffsetDateTime;
 
 use crate::AdapterError;
 
@@ -54,10 +55,11 @@ pub(crate) fn is_transient(status: StatusCode) -> bool {
         )
 }
 
-/// `Retry-After` in seconds; the HTTP-date form is ignored.
-pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    value.parse::<u64>().ok().map(Duration::from_secs)
+/// `Retry-After` in seconds or as an HTTP date (measured by the answer's own `Date`), capped
+/// at [`orderflow_connectors::retry_after::MAX`].
+pub(crate) fn retry_after(headers: &HeaderMap, now: OffsetDateTime) -> Option<Duration> {
+    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    orderflow_connectors::retry_after::parse(text(RETRY_AFTER)?, text(DATE), now)
 }
 
 /// An answer read whole.
@@ -75,7 +77,7 @@ impl Answer {
     ) -> Result<Self, AdapterError> {
         let response = sent.map_err(|e| unanswered(service, e))?;
         let status = response.status();
-        let retry_after = retry_after(response.headers());
+        let retry_after = retry_after(response.headers(), OffsetDateTime::now_utc());
         let body = response
             .bytes()
             .await
@@ -134,4 +136,46 @@ pub(crate) fn is_path_safe(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use reqwest::header::{HeaderName, HeaderValue};
+    use time::macros::datetime;
+
+    use super::*;
+
+    fn retry_after_of(pairs: &[(HeaderName, &'static str)]) -> Option<Duration> {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.insert(name.clone(), HeaderValue::from_static(value));
+        }
+        retry_after(&headers, datetime!(2026-11-27 10:00:00 UTC))
+    }
+
+    #[test]
+    fn a_providers_retry_after_is_read_in_seconds_or_as_an_http_date_and_garbage_is_ignored() {
+        assert_eq!(
+            retry_after_of(&[(RETRY_AFTER, "2")]),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            retry_after_of(&[(RETRY_AFTER, "Fri, 27 Nov 2026 10:01:00 GMT")]),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            retry_after_of(&[
+                (RETRY_AFTER, "Fri, 27 Nov 2026 09:00:10 GMT"),
+                (DATE, "Fri, 27 Nov 2026 09:00:00 GMT"),
+            ]),
+            Some(Duration::from_secs(10)),
+            "measured by the provider's clock, an hour behind ours"
+        );
+        assert_eq!(
+            retry_after_of(&[(RETRY_AFTER, "Fri, 31 Dec 9999 23:59:59 GMT")]),
+            Some(orderflow_connectors::retry_after::MAX)
+        );
+        assert_eq!(retry_after_of(&[(RETRY_AFTER, "tomorrow")]), None);
+        assert_eq!(retry_after_of(&[]), None);
+    }
 }

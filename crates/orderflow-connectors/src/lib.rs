@@ -8,6 +8,7 @@
 pub mod incoming;
 pub mod parse;
 pub mod platform;
+pub mod retry_after;
 pub mod signature;
 pub mod timestamp;
 pub mod webhook;

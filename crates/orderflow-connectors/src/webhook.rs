@@ -44,25 +44,32 @@ pub fn verify(
     if secrets.is_empty() {
         return Verdict::Unauthorized("the store has no webhook secret configured".into());
     }
+    let check = |header: &str, value: &str| {
+        let keys = secrets.iter().map(|s| s.as_bytes());
+        if signature::verify_base64_hmac_sha256(keys, body, value) {
+            Ok(())
+        } else {
+            Err(Verdict::Unauthorized(format!(
+                "{header} does not match the body signed with the store's secret"
+            )))
+        }
+    };
     let shop_hmac = |header: &str| match headers.get(header) {
         None => Err(Verdict::Unauthorized(format!(
             "the {header} header is missing"
         ))),
-        Some(value) => {
-            let keys = secrets.iter().map(|s| s.as_bytes());
-            if signature::verify_base64_hmac_sha256(keys, body, value) {
-                Ok(())
-            } else {
-                Err(Verdict::Unauthorized(format!(
-                    "{header} does not match the body signed with the store's secret"
-                )))
-            }
-        }
+        Some(value) => check(header, value),
     };
     let outcome = match platform {
-        Platform::Shopify => shop_hmac("x-shopify-hmac-sha256").map(|()| Verdict::Accept {
+        Platform::Shopify => match shopify_header(headers, "hmac-sha256") {
+            None => Err(Verdict::Unauthorized(
+                "the X-Shopify-Hmac-Sha256 (or shopify-hmac-sha256) header is missing".into(),
+            )),
+            Some((header, value)) => check(header, value),
+        }
+        .map(|()| Verdict::Accept {
             event_key: shopify_event_key(headers, body),
-            topic: headers.get("x-shopify-topic").map(str::to_owned),
+            topic: shopify_header(headers, "topic").map(|(_, topic)| topic.to_owned()),
         }),
         Platform::Woocommerce => {
             if headers.get("x-wc-webhook-signature").is_none() && is_woocommerce_ping(body) {
@@ -137,11 +144,42 @@ fn digest(body: &[u8]) -> String {
         .collect()
 }
 
-/// `X-Shopify-Event-Id` is the same on every re-send of an event; without it (older
-/// deliveries), the per-delivery webhook id is the best there is.
+/// A Shopify header in either of the spellings PLATFORMS.md §1 documents: `X-Shopify-…` on
+/// classic webhooks (`ShopifyHeader` in Shopify's SDK), unprefixed `shopify-…` on the newer
+/// "events" webhooks (`ShopifyEventsHeader`). `name` is the lower-case rest, `topic`; the
+/// spelling found comes back with the value, for messages.
+pub fn shopify_header<'h>(headers: &'h dyn Headers, name: &str) -> Option<(&'static str, &'h str)> {
+    const SPELLINGS: [(&str, &str, &str); 5] = [
+        (
+            "hmac-sha256",
+            "x-shopify-hmac-sha256",
+            "shopify-hmac-sha256",
+        ),
+        ("topic", "x-shopify-topic", "shopify-topic"),
+        ("event-id", "x-shopify-event-id", "shopify-event-id"),
+        (
+            "triggered-at",
+            "x-shopify-triggered-at",
+            "shopify-triggered-at",
+        ),
+        (
+            "shop-domain",
+            "x-shopify-shop-domain",
+            "shopify-shop-domain",
+        ),
+    ];
+    let (_, classic, events) = SPELLINGS.iter().find(|(known, ..)| *known == name)?;
+    [*classic, *events]
+        .into_iter()
+        .find_map(|header| Some((header, headers.get(header)?)))
+}
+
+/// The event id (`X-Shopify-Event-Id`, or `shopify-event-id` on events webhooks) is the same
+/// on every re-send of an event; without it (older deliveries), the per-delivery webhook id
+/// is the best there is.
 fn shopify_event_key(headers: &dyn Headers, body: &[u8]) -> String {
     match (
-        headers.get("x-shopify-event-id"),
+        shopify_header(headers, "event-id").map(|(_, id)| id),
         headers.get("x-shopify-webhook-id"),
     ) {
         (Some(event), _) => format!("event:{event}"),
@@ -226,6 +264,36 @@ mod tests {
         assert!(matches!(
             verify(Platform::Shopify, &["new"], &received, BODY, 0),
             Verdict::Unauthorized(_)
+        ));
+    }
+
+    #[test]
+    fn a_shopify_events_webhook_with_unprefixed_headers_is_verified_and_keyed_the_same_way() {
+        let signed = signature::base64_hmac_sha256(b"new", BODY);
+        let received = headers(&[
+            ("shopify-hmac-sha256", &signed),
+            ("shopify-event-id", "98880550-7158-44d4-b7cd-2c97c8a091b5"),
+            ("shopify-topic", "orders/updated"),
+            ("shopify-shop-domain", "client.myshopify.com"),
+        ]);
+        assert_eq!(
+            verify(Platform::Shopify, &["new"], &received, BODY, 0),
+            Verdict::Accept {
+                event_key: "event:98880550-7158-44d4-b7cd-2c97c8a091b5".into(),
+                topic: Some("orders/updated".into()),
+            }
+        );
+        let forged = headers(&[
+            ("shopify-hmac-sha256", "AAAA"),
+            ("shopify-topic", "orders/create"),
+        ]);
+        assert!(matches!(
+            verify(Platform::Shopify, &["new"], &forged, BODY, 0),
+            Verdict::Unauthorized(reason) if reason.contains("shopify-hmac-sha256")
+        ));
+        assert!(matches!(
+            verify(Platform::Shopify, &["new"], &headers(&[]), BODY, 0),
+            Verdict::Unauthorized(reason) if reason.contains("missing")
         ));
     }
 

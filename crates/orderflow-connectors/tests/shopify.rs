@@ -5,7 +5,7 @@ mod common;
 
 use common::{fixture, rfc3339};
 use orderflow_connectors::parse::shopify::parse;
-use orderflow_connectors::{IncomingOrder, ParseError, PlatformState};
+use orderflow_connectors::{IncomingOrder, ParseError, Platform, PlatformState};
 use serde_json::{Value, json};
 
 const ORDER_450789469: &[u8] = fixture!("shopify/order_450789469_rest_fixture.json").as_bytes();
@@ -283,6 +283,35 @@ fn a_cancelled_order_maps_to_cancelled() {
     });
     assert_eq!(order.state, PlatformState::Cancelled);
     assert!(order.state.cancels());
+}
+
+#[test]
+fn an_orders_delete_body_with_only_the_id_is_a_deletion_not_a_missing_field() {
+    // `orders/delete` names the order and nothing else; the id beyond 2^53 stays exact.
+    for body in [
+        json!({"id": 820982911946154508u64}),
+        json!({"id": 820982911946154508u64, "admin_graphql_api_id": "gid://shopify/Order/820982911946154508"}),
+    ] {
+        assert_eq!(
+            parse_value(&body),
+            Err(ParseError::Deleted {
+                platform: Platform::Shopify,
+                external_id: "820982911946154508".into(),
+            })
+        );
+    }
+    let error = parse_value(&json!({"id": 1})).expect_err("refused");
+    assert!(
+        error.to_string().contains("deleted order 1"),
+        "the reason says what happened: {error}"
+    );
+    // An order missing only some of those fields is still a broken order, named by its field.
+    let error = parse_edited(|order| {
+        let order = order.as_object_mut().expect("an object");
+        order.remove("currency");
+    })
+    .expect_err("refused");
+    assert!(!matches!(error, ParseError::Deleted { .. }), "{error:?}");
 }
 
 #[test]

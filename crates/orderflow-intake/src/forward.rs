@@ -181,19 +181,24 @@ impl Forwarder {
             Ok(response) if response.status().as_u16() == 410 => ForwardOutcome::Dead {
                 error: "410 Gone".into(),
             },
-            Ok(response) => {
-                let retry_after = response
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
-                failed(response.status().to_string(), retry_after)
-            }
+            Ok(response) => failed(
+                response.status().to_string(),
+                retry_after(response.headers(), OffsetDateTime::now_utc()),
+            ),
             Err(error) if error.is_timeout() => failed("timed out".into(), None),
             Err(error) => failed(error.to_string(), None),
         }
     }
+}
+
+/// The receiver's `Retry-After`, in either of its forms, measured by its own `Date`.
+fn retry_after(headers: &reqwest::header::HeaderMap, now: OffsetDateTime) -> Option<Duration> {
+    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    orderflow_connectors::retry_after::parse(
+        text(reqwest::header::RETRY_AFTER)?,
+        text(reqwest::header::DATE),
+        now,
+    )
 }
 
 #[cfg(test)]
@@ -244,6 +249,37 @@ mod tests {
             Duration::from_secs(20),
             "a shorter Retry-After does not shorten the backoff"
         );
+    }
+
+    #[test]
+    fn a_receivers_retry_after_is_read_in_seconds_or_as_an_http_date() {
+        use reqwest::header::{DATE, HeaderMap, HeaderValue, RETRY_AFTER};
+        let now = time::macros::datetime!(2026-11-27 10:00:00 UTC);
+        let answer = |pairs: &[(reqwest::header::HeaderName, &'static str)]| {
+            let mut headers = HeaderMap::new();
+            for (name, value) in pairs {
+                headers.insert(name.clone(), HeaderValue::from_static(value));
+            }
+            retry_after(&headers, now)
+        };
+        assert_eq!(
+            answer(&[(RETRY_AFTER, "30")]),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            answer(&[(RETRY_AFTER, "Fri, 27 Nov 2026 10:02:00 GMT")]),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            answer(&[
+                (RETRY_AFTER, "Fri, 27 Nov 2026 11:00:45 GMT"),
+                (DATE, "Fri, 27 Nov 2026 11:00:00 GMT"),
+            ]),
+            Some(Duration::from_secs(45)),
+            "measured by the receiver's clock, an hour ahead of ours"
+        );
+        assert_eq!(answer(&[(RETRY_AFTER, "in a while")]), None);
+        assert_eq!(answer(&[]), None);
     }
 
     #[test]

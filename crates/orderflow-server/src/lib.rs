@@ -45,6 +45,9 @@ pub struct Services {
     /// Notified when forwards are made due by hand.
     pub forward_wake: Arc<Notify>,
     pub stores: api::intake::StoreCache,
+    /// Reads stored deliveries into orders as the intake worker does (VTEX's fetched from
+    /// the OMS), for the rule preview.
+    pub readings: orderflow_intake::reading::Reader,
     /// The workflow engine's controls, when this node runs workflows; every order placed here
     /// then starts a run of the order pipeline.
     pub workflows: Option<orderflow_workflow::Control>,
@@ -98,6 +101,7 @@ impl AppState {
             intake_wake: Arc::new(Notify::new()),
             forward_wake: Arc::new(Notify::new()),
             stores: api::intake::StoreCache::default(),
+            readings: orderflow_intake::reading::Reader::default(),
         }))
     }
 }

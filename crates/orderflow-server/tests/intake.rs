@@ -585,3 +585,240 @@ async fn a_jumpseller_cancellation_after_payment_is_ordered_by_when_it_fired() {
     assert_eq!(order.body["order_status"], "cancelled", "{}", order.body);
     app.shutdown().await;
 }
+
+/// The store's inbox once `count` deliveries are in and none waits for the worker.
+async fn settled_inbox(app: &TestApp, store_id: &str, count: usize) -> Vec<Value> {
+    let page = app
+        .eventually(&format!("/inbox?store_id={store_id}"), |page| {
+            page["items"]
+                .as_array()
+                .is_some_and(|items| items.len() == count && items.iter().all(settled))
+        })
+        .await;
+    page["items"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_preview_judges_a_vtex_hook_by_the_order_fetched_from_the_oms() {
+    use orderflow_sim::{Generator, Shop, SimStatus};
+    const SECRET: &str = "vtex-hook-secret";
+    let app = TestApp::spawn().await;
+    let mut order = Generator::new(31).order();
+    order.status = SimStatus::Paid;
+    let region = order.address.region_code.clone();
+    let oms =
+        orderflow_sim::vtex::serve_oms(Shop::with_orders([order.clone()]), "appkey", "apptoken")
+            .await
+            .expect("the OMS sandbox serves");
+    let reply = app
+        .post(
+            "/stores",
+            ADMIN,
+            json!({"store_id": "lux", "name": "Lux", "platform": "vtex",
+                   "webhook_secret": SECRET, "manage_stock": false,
+                   "api": {"base_url": oms.url(), "key": "appkey", "token": "apptoken"}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let hooks = orderflow_sim::vtex::VtexHookSender::new(&app.base, "lux", SECRET);
+    assert!(hooks.send(&order).await.delivered);
+    let inbox = settled_inbox(&app, "lux", 1).await;
+    assert_eq!(inbox[0]["status"], "accepted", "{}", inbox[0]);
+    let fetches = || {
+        oms.requests()
+            .iter()
+            .filter(|r| r.path().starts_with("/api/oms/pvt/orders/"))
+            .count()
+    };
+    assert_eq!(fetches(), 1, "the worker fetched the order");
+
+    // The stored body is only the hook; the rule can only be judged on the order it names.
+    let preview = app
+        .post(
+            "/stores/lux/rules/preview",
+            ADMIN,
+            json!({"rules": [{"kind": "exclude_regions", "regions": [region]}]}),
+        )
+        .await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.body);
+    assert_eq!(preview.body["unreadable"], 0, "{}", preview.body);
+    assert_eq!(preview.body["rejected"], 1, "{}", preview.body);
+    let judged = &preview.body["deliveries"][0];
+    assert_eq!(judged["decision"], "reject");
+    assert_eq!(
+        judged["external_id"],
+        orderflow_sim::vtex::order_id(&order),
+        "{judged}"
+    );
+    assert_eq!(
+        judged["reason"],
+        format!("exclude_regions: shipping region {region} is excluded")
+    );
+    assert_eq!(fetches(), 2, "the preview fetched it like the worker");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_preview_reads_a_jumpseller_body_with_its_triggered_at_header() {
+    const SECRET: &str = "jumpseller_hooks_token";
+    let app = TestApp::spawn().await;
+    let reply = app
+        .post(
+            "/stores",
+            ADMIN,
+            json!({"store_id": "js", "name": "Tienda", "platform": "jumpseller",
+                   "webhook_secret": SECRET, "manage_stock": false}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    // The documented body has no creation time; the header says when the event fired.
+    let body = fixture("jumpseller/webhook_order_paid_body_doc_example.json");
+    let headers = vec![
+        ("content-type", "application/json".to_owned()),
+        (
+            "jumpseller-hmac-sha256",
+            base64_hmac_sha256(SECRET.as_bytes(), &body),
+        ),
+        ("jumpseller-event", "order_paid".to_owned()),
+        ("jumpseller-store-code", "tienda".to_owned()),
+        (
+            "jumpseller-triggered-at",
+            "2025-01-01 10:18:51.829 UTC".to_owned(),
+        ),
+    ];
+    let reply = app
+        .post_raw("/webhooks/jumpseller/js", &headers, body)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let inbox = settled_inbox(&app, "js", 1).await;
+    assert_eq!(inbox[0]["status"], "accepted", "{}", inbox[0]);
+
+    let preview = app
+        .post("/stores/js/rules/preview", ADMIN, json!({"rules": []}))
+        .await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.body);
+    assert_eq!(preview.body["unreadable"], 0, "{}", preview.body);
+    assert_eq!(preview.body["accepted"], 1, "{}", preview.body);
+    app.shutdown().await;
+}
+
+/// Accepted, and perhaps forwarded already (the sink answers at once).
+fn taken_in(delivery: &Value) -> bool {
+    matches!(delivery["status"].as_str(), Some("accepted" | "forwarded"))
+}
+
+/// A Shopify store with an `orders/create` already taken in as an order; returns its id.
+async fn shopify_order_taken_in(app: &TestApp, sink: &Sink) -> String {
+    courier_store(app, "client", sink, json!([])).await;
+    let body = fixture("shopify/order_450789469_rest_fixture.json");
+    let reply = send_shopify(app, "client", &body, "evt-create").await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let id = reply.body["delivery_id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let delivery = app.eventually(&format!("/inbox/{id}"), settled).await;
+    assert!(taken_in(&delivery), "{delivery}");
+    delivery["order_id"].as_str().expect("an order").to_owned()
+}
+
+/// Sends `body` as Shopify `topic` and waits for its fate.
+async fn shopify_topic(app: &TestApp, body: &[u8], topic: &str, event_id: &str) -> Value {
+    let headers: Vec<(&'static str, String)> = shopify_headers(body, event_id)
+        .into_iter()
+        .map(|(name, value)| match name {
+            "x-shopify-topic" => (name, topic.to_owned()),
+            _ => (name, value),
+        })
+        .collect();
+    let reply = app
+        .post_raw("/webhooks/shopify/client", &headers, body.to_vec())
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let id = reply.body["delivery_id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    app.eventually(&format!("/inbox/{id}"), settled).await
+}
+
+#[tokio::test]
+async fn a_shopify_orders_cancelled_webhook_cancels_the_order() {
+    let app = TestApp::spawn().await;
+    let sink = Sink::start(vec![Answer::Status(200)]).await;
+    let order_id = shopify_order_taken_in(&app, &sink).await;
+
+    let mut cancelled: Value =
+        serde_json::from_slice(&fixture("shopify/order_450789469_rest_fixture.json"))
+            .expect("JSON");
+    cancelled["order"]["cancelled_at"] = json!("2030-01-01T10:00:00-05:00");
+    cancelled["order"]["cancel_reason"] = json!("customer");
+    cancelled["order"]["updated_at"] = json!("2030-01-01T10:00:00-05:00");
+    let cancelled = serde_json::to_vec(&cancelled).expect("JSON");
+    let delivery = shopify_topic(&app, &cancelled, "orders/cancelled", "evt-cancel").await;
+    assert_eq!(delivery["status"], "accepted", "{delivery}");
+    assert_eq!(delivery["order_id"], order_id.as_str());
+    let order = app.get(&format!("/orders/{order_id}"), ADMIN).await;
+    assert_eq!(order.body["order_status"], "cancelled", "{}", order.body);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_shopify_orders_delete_webhook_is_kept_failed_saying_it_was_a_deletion() {
+    let app = TestApp::spawn().await;
+    let sink = Sink::start(vec![Answer::Status(200)]).await;
+    let order_id = shopify_order_taken_in(&app, &sink).await;
+
+    let delivery = shopify_topic(&app, br#"{"id":450789469}"#, "orders/delete", "evt-del").await;
+    assert_eq!(delivery["status"], "failed", "{delivery}");
+    let reason = delivery["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("shopify deleted order 450789469;"),
+        "the reason names the deletion, not a missing field: {reason}"
+    );
+    let order = app.get(&format!("/orders/{order_id}"), ADMIN).await;
+    assert_ne!(order.body["order_status"], "cancelled", "{}", order.body);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_shopify_events_webhook_with_unprefixed_headers_is_taken_in() {
+    let app = TestApp::spawn().await;
+    let sink = Sink::start(vec![Answer::Status(200)]).await;
+    courier_store(&app, "client", &sink, json!([])).await;
+    let body = fixture("shopify/order_450789469_rest_fixture.json");
+    let headers = vec![
+        ("content-type", "application/json".to_owned()),
+        (
+            "shopify-hmac-sha256",
+            base64_hmac_sha256(SHOPIFY_SECRET.as_bytes(), &body),
+        ),
+        ("shopify-topic", "orders/create".to_owned()),
+        ("shopify-shop-domain", "client.myshopify.com".to_owned()),
+        ("shopify-event-id", "evt-events-1".to_owned()),
+        ("shopify-triggered-at", "2024-01-01T10:00:00Z".to_owned()),
+    ];
+    let first = app
+        .post_raw("/webhooks/shopify/client", &headers, body.clone())
+        .await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    assert_eq!(first.body["status"], "received");
+    let again = app
+        .post_raw("/webhooks/shopify/client", &headers, body)
+        .await;
+    assert_eq!(
+        again.body["status"], "duplicate",
+        "keyed by shopify-event-id"
+    );
+    let id = first.body["delivery_id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let delivery = app.eventually(&format!("/inbox/{id}"), settled).await;
+    assert!(taken_in(&delivery), "{delivery}");
+    assert_eq!(delivery["topic"], "orders/create");
+    assert_eq!(delivery["event_key"], "event:evt-events-1");
+    let kept = delivery["headers"].to_string();
+    assert!(kept.contains("shopify-event-id"), "{kept}");
+    app.shutdown().await;
+}

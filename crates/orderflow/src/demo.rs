@@ -32,7 +32,8 @@ pub struct DemoArgs {
     /// Clients placing orders at once.
     #[arg(long, default_value_t = 16)]
     concurrency: u64,
-    /// Orders each sandbox storefront sends as webhooks (Shopify, WooCommerce, Jumpseller).
+    /// Orders of each sandbox storefront: sent as webhooks (Shopify, WooCommerce, Jumpseller),
+    /// as VTEX hooks, or pulled (PrestaShop, Magento).
     #[arg(long, default_value_t = 100)]
     storefront_orders: usize,
     /// Stop after the stream of orders instead of serving until Ctrl-C.
@@ -189,9 +190,20 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if let Some(pipeline) = &pipeline {
         pipeline.print();
     }
-    if args.storefront_orders > 0 {
-        crate::demo_storefronts::run(&base, &server.admin_token, args.storefront_orders).await?;
-    }
+    // Held until the demo ends: the server's scheduled pulls call these sandboxes.
+    let _sandboxes = if args.storefront_orders > 0 {
+        Some(
+            crate::demo_storefronts::run(
+                &base,
+                &server.admin_token,
+                store.clone(),
+                args.storefront_orders,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     println!();
     println!(
         "API:        {base}/orders   (Authorization: Bearer {})",

@@ -9,7 +9,7 @@ fn orderflow() -> Command {
 }
 
 #[test]
-fn the_demo_runs_orders_through_the_pipeline_and_finds_the_books_balanced() {
+fn the_demo_runs_orders_through_the_pipeline_and_storefront_orders_in_from_all_six_platforms() {
     let dir = tempfile::tempdir().expect("temp dir");
     let output = orderflow()
         .args([
@@ -45,6 +45,24 @@ fn the_demo_runs_orders_through_the_pipeline_and_finds_the_books_balanced() {
         "storefront orders were taken in and forwarded: {stdout}"
     );
     assert!(stdout.contains("Courier system received"), "{stdout}");
+    // The per-platform rows: `  <platform> <deliveries> <count per fate>…  <how>`.
+    for platform in [
+        "shopify",
+        "woocommerce",
+        "jumpseller",
+        "vtex",
+        "prestashop",
+        "magento",
+    ] {
+        let deliveries = stdout
+            .lines()
+            .find_map(|line| line.trim().strip_prefix(&format!("{platform} ")))
+            .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok());
+        assert!(
+            deliveries.is_some_and(|n| n > 0),
+            "{platform}'s deliveries reached the inbox: {stdout}"
+        );
+    }
     let shipped = stdout
         .lines()
         .find_map(|line| line.trim().strip_prefix("shipped"))

@@ -27,9 +27,28 @@ pub fn parse(body: &[u8]) -> Result<IncomingOrder, ParseError> {
     data.insert("platform".into(), serde_json::json!(Platform::Custom));
     let encoded =
         serde_json::to_vec(&data).map_err(|e| ParseError::invalid("data", e.to_string()))?;
-    let order: IncomingOrder = from_json(&encoded)?;
+    // `data` is read on its own, so its paths are made to name the field as the shop sent it.
+    let order: IncomingOrder = from_json(&encoded).map_err(|error| match error {
+        ParseError::Json { path, message } if path == "." => ParseError::Json {
+            path: "data".into(),
+            message,
+        },
+        ParseError::Json { path, message } => ParseError::Json {
+            path: format!("data.{path}"),
+            message,
+        },
+        other => other,
+    })?;
     if order.lines.is_empty() {
         return Err(ParseError::missing("data.lines"));
+    }
+    // Every other parser refuses a line of no units; so must the canonical one, or the
+    // order would fail later, when its lines are placed.
+    if let Some(index) = order.lines.iter().position(|line| line.quantity == 0) {
+        return Err(ParseError::invalid(
+            format!("data.lines[{index}].quantity"),
+            "0 is not a quantity of at least 1",
+        ));
     }
     Ok(order)
 }

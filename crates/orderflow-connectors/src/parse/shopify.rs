@@ -111,6 +111,18 @@ pub fn parse(body: &[u8]) -> Result<IncomingOrder, ParseError> {
 /// order's under `order.`.
 fn normalise(order: Order) -> Result<IncomingOrder, ParseError> {
     let external_id = numeric_id(order.id.as_ref(), "id")?;
+    // `orders/delete` sends the id alone: an order has at least its currency, lines and
+    // times, so a body with none of them is a deletion, not a broken order.
+    if order.currency.is_none()
+        && order.line_items.is_none()
+        && order.created_at.is_none()
+        && order.updated_at.is_none()
+    {
+        return Err(ParseError::Deleted {
+            platform: Platform::Shopify,
+            external_id,
+        });
+    }
     let currency = required_currency("currency", order.currency.as_deref())?;
 
     let items = required_list(order.line_items.as_deref(), "line_items")?;

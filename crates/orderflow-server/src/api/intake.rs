@@ -12,10 +12,11 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use base64::Engine;
+use orderflow_connectors::Platform;
 use orderflow_connectors::webhook::{self, Verdict};
-use orderflow_connectors::{Platform, parse_order};
 use orderflow_domain::StoreId;
 use orderflow_domain::id::time_ordered_id;
+use orderflow_intake::reading::Reading;
 use orderflow_intake::rules::{self, Decision, Package};
 use orderflow_store::{
     Delivery, DeliveryStatus, Forward, ForwardStatus, InboxFilter, NewDelivery, Store, StoreRecord,
@@ -31,10 +32,13 @@ use crate::error::{ApiError, ApiResult, Problem, not_found_as};
 use crate::extract::{ApiJson, ApiQuery};
 
 /// Headers kept with a delivery: what identifies and signs it. Configured secrets sent as
-/// headers (VTEX) are not kept.
+/// headers (VTEX) and anything named a token are not kept.
 fn kept_header(name: &str) -> bool {
     name != webhook::VTEX_SECRET_HEADER
+        && !name.contains("token")
         && (name.starts_with("x-shopify-")
+            // Shopify's "events" webhooks spell their headers without the `x-`.
+            || name.starts_with("shopify-")
             || name.starts_with("x-wc-webhook-")
             || name.starts_with("jumpseller-")
             || name.starts_with("webhook-")
@@ -580,7 +584,9 @@ pub async fn preview_rules(
         .get_store(&store_id)
         .await
         .map_err(not_found_as("store"))?;
-    let rules_json = request.rules.unwrap_or(store.settings.rules);
+    let rules_json = request
+        .rules
+        .unwrap_or_else(|| store.settings.rules.clone());
     let rules = rules::parse_rules(&rules_json)
         .map_err(|e| ApiError::InvalidBody(format!("rules: {e}")))?;
     let last = request.last.unwrap_or(50);
@@ -595,14 +601,12 @@ pub async fn preview_rules(
         unreadable: 0,
         deliveries: Vec::new(),
     };
-    for delivery in deliveries {
-        let parsed = delivery
-            .platform
-            .parse::<Platform>()
-            .map_err(|e| e.to_string())
-            .and_then(|platform| parse_order(platform, &delivery.body).map_err(|e| e.to_string()));
-        let outcome = match parsed {
-            Err(reason) => {
+    // The order each delivery carries as the worker reads it: a VTEX hook's from the OMS, a
+    // Jumpseller body dated by its header.
+    let readings = state.readings.read_all(&store, &deliveries).await;
+    for (delivery, reading) in deliveries.into_iter().zip(readings) {
+        let outcome = match reading {
+            Reading::Unreadable(reason) => {
                 body.unreadable += 1;
                 PreviewOutcome {
                     delivery_id: delivery.delivery_id,
@@ -612,12 +616,12 @@ pub async fn preview_rules(
                     packages: Vec::new(),
                 }
             }
-            Ok(order) => match rules::apply(&rules, &order) {
+            Reading::Order(order) => match rules::apply(&rules, &order) {
                 Decision::Reject { rule, reason } => {
                     body.rejected += 1;
                     PreviewOutcome {
                         delivery_id: delivery.delivery_id,
-                        external_id: Some(order.external_id),
+                        external_id: Some(order.external_id.clone()),
                         decision: "reject",
                         reason: Some(format!("{rule}: {reason}")),
                         packages: Vec::new(),
@@ -634,7 +638,7 @@ pub async fn preview_rules(
                     }
                     PreviewOutcome {
                         delivery_id: delivery.delivery_id,
-                        external_id: Some(order.external_id),
+                        external_id: Some(order.external_id.clone()),
                         decision: if split { "split" } else { "accept" },
                         reason: (!notes.is_empty()).then(|| notes.join("; ")),
                         packages,
