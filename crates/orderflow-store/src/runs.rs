@@ -188,8 +188,31 @@ pub struct Claim {
     pub limit: u32,
     pub now: OffsetDateTime,
     pub lease_until: OffsetDateTime,
-    /// Steps this worker has no room for now (their concurrency limit is reached).
-    pub exclude: Vec<String>,
+    /// Steps that may run only so many at once, counted over every worker.
+    pub limits: Vec<StepLimit>,
+}
+
+/// A cap on the attempts of one step running at once across every worker and node, for the
+/// rate limits of the providers it calls. An attempt counts while its lease is unexpired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepLimit {
+    pub step: String,
+    pub at_once: u32,
+}
+
+/// How many more attempts of each limited step may start, given how many are running.
+pub(crate) fn room_left(
+    limits: &[StepLimit],
+    running: &std::collections::HashMap<String, i64>,
+) -> Vec<(String, u32)> {
+    limits
+        .iter()
+        .map(|limit| {
+            let busy = running.get(&limit.step).copied().unwrap_or(0);
+            let free = i64::from(limit.at_once).saturating_sub(busy).max(0);
+            (limit.step.clone(), u32::try_from(free).unwrap_or(0))
+        })
+        .collect()
 }
 
 /// How an attempt ended.
@@ -293,6 +316,8 @@ pub struct FinishStep {
     /// goes straight on with them.
     pub claim_next: u32,
     pub lease_until: OffsetDateTime,
+    /// Honoured when leasing the next steps, as by a claim.
+    pub limits: Vec<StepLimit>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -100,7 +100,7 @@ pub struct StepDef {
     pub timeout: Duration,
     /// `Some` for a step that waits for a condition.
     pub sensor: Option<SensorPolicy>,
-    /// How many attempts of this step one worker process runs at once.
+    /// How many attempts of this step run at once, over every worker on every node.
     pub concurrency: Option<u32>,
 }
 

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use orderflow_domain::{OrderId, StoreId};
 use orderflow_store::{
     Claim, ClaimedStep, Error as StoreError, FinishStep, NewAlert, NewRun, RunPlan, RunPlanner,
-    RunSnapshot, RunStatus, StepResult, Store,
+    RunSnapshot, RunStatus, StepLimit, StepResult, Store,
 };
 use rand::Rng;
 use time::OffsetDateTime;
@@ -188,12 +188,17 @@ impl Registry {
         })
     }
 
-    /// Step concurrency limits, by step name, across every workflow.
-    fn limits(&self) -> HashMap<String, u32> {
+    /// Step concurrency limits across every workflow; the store counts them over every worker.
+    fn limits(&self) -> Vec<StepLimit> {
         self.workflows
             .values()
             .flat_map(|r| r.workflow.steps())
-            .filter_map(|s| s.concurrency.map(|limit| (s.name.clone(), limit)))
+            .filter_map(|s| {
+                s.concurrency.map(|at_once| StepLimit {
+                    step: s.name.clone(),
+                    at_once,
+                })
+            })
             .collect()
     }
 }
@@ -257,8 +262,7 @@ pub struct Worker {
     store: Arc<dyn Store>,
     registry: Arc<Registry>,
     config: WorkerConfig,
-    /// One per step with a concurrency limit.
-    limits: HashMap<String, Arc<Semaphore>>,
+    limits: Vec<StepLimit>,
     in_flight: Arc<Semaphore>,
 }
 
@@ -268,11 +272,7 @@ impl Worker {
         registry: Arc<Registry>,
         config: WorkerConfig,
     ) -> WorkerHandle {
-        let limits = registry
-            .limits()
-            .into_iter()
-            .map(|(name, limit)| (name, Arc::new(Semaphore::new(limit as usize))))
-            .collect();
+        let limits = registry.limits();
         let worker = Arc::new(Self {
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
             store,
@@ -302,7 +302,7 @@ impl Worker {
                     limit: room as u32,
                     now,
                     lease_until: verdict::later(now, self.config.lease),
-                    exclude: self.saturated(),
+                    limits: self.limits.clone(),
                 };
                 match self.store.claim_steps(claim).await {
                     Ok(steps) => {
@@ -331,15 +331,6 @@ impl Worker {
                 Some(_) = tasks.join_next(), if room == 0 && !tasks.is_empty() => {}
             }
         }
-    }
-
-    /// Steps whose concurrency limit this worker has reached.
-    fn saturated(&self) -> Vec<String> {
-        self.limits
-            .iter()
-            .filter(|(_, permits)| permits.available_permits() == 0)
-            .map(|(name, _)| name.clone())
-            .collect()
     }
 
     async fn until_next_due(&self) -> Duration {
@@ -375,6 +366,7 @@ impl Worker {
                 now,
                 claim_next: 1,
                 lease_until: verdict::later(now, self.config.lease),
+                limits: self.limits.clone(),
             };
             match self.store.finish_step(finish, self.registry.clone()).await {
                 Ok(finished) => match finished.next.into_iter().next() {
@@ -411,15 +403,7 @@ impl Worker {
             return Some(recorded(step, verdict));
         }
         let context = context_of(step);
-        let run = async {
-            // Waiting for a slot under the step's concurrency limit happens under the lease's
-            // heartbeat too, or a long wait would let another worker take the step over.
-            let _slot = match self.limits.get(&step.step) {
-                Some(permits) => permits.clone().acquire_owned().await.ok(),
-                None => None,
-            };
-            tokio::time::timeout(definition.timeout, handler.run(&context)).await
-        };
+        let run = tokio::time::timeout(definition.timeout, handler.run(&context));
         let ended = tokio::select! {
             outcome = run => match outcome {
                 Ok(returned) => Ended::Returned(returned),

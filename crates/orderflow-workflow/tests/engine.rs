@@ -167,6 +167,70 @@ async fn two_workers_never_hold_the_same_step(store: Arc<dyn Store>) {
     assert_eq!(distinct.len(), 300, "no step ran twice");
 }
 
+case!(a_steps_concurrency_limit_holds_across_workers);
+async fn a_steps_concurrency_limit_holds_across_workers(store: Arc<dyn Store>) {
+    /// Stands for a provider that allows two calls at once: counts the calls in progress.
+    #[derive(Debug, Default)]
+    struct RateLimited {
+        in_progress: AtomicU32,
+        most_at_once: AtomicU32,
+        calls: AtomicU32,
+    }
+    #[async_trait]
+    impl StepHandler for RateLimited {
+        async fn run(
+            &self,
+            _context: &orderflow_workflow::StepContext,
+        ) -> Result<Outcome, StepError> {
+            let now = self.in_progress.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_at_once.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            self.in_progress.fetch_sub(1, Ordering::SeqCst);
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            Ok(Outcome::Done(None))
+        }
+    }
+    let provider = Arc::new(RateLimited::default());
+    // `prepare` is unlimited and hands each run straight on to the limited `call`, so both
+    // the claim and the finish-and-go-on paths must respect the limit.
+    let workflow = WorkflowBuilder::new("limited")
+        .step(step("prepare"))
+        .step(step("call").after(["prepare"]).concurrency(2))
+        .build()
+        .expect("valid");
+    let mut registry = Registry::new();
+    registry
+        .register(
+            workflow,
+            [
+                ("prepare", done()),
+                ("call", provider.clone() as Arc<dyn StepHandler>),
+            ],
+        )
+        .expect("registered");
+    let registry = Arc::new(registry);
+    let mut runs = Vec::new();
+    for _ in 0..24 {
+        runs.push(start(&store, &registry, "limited").await);
+    }
+    // Three workers stand for three nodes: each alone would allow two calls at once.
+    let _workers: Vec<_> = ["a", "b", "c"]
+        .map(|name| Worker::start(store.clone(), registry.clone(), config(name)))
+        .into();
+    for run_id in &runs {
+        assert_eq!(
+            finished(&store, run_id, WITHIN).await.status,
+            RunStatus::Succeeded
+        );
+    }
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 24);
+    assert!(
+        provider.most_at_once.load(Ordering::SeqCst) <= 2,
+        "{} calls ran at once under a limit of 2",
+        provider.most_at_once.load(Ordering::SeqCst)
+    );
+}
+
 case!(an_expired_lease_is_taken_over);
 async fn an_expired_lease_is_taken_over(store: Arc<dyn Store>) {
     let workflow = WorkflowBuilder::new("single")
@@ -188,7 +252,7 @@ async fn an_expired_lease_is_taken_over(store: Arc<dyn Store>) {
             limit: 10,
             now,
             lease_until: now + Duration::from_millis(300),
-            exclude: Vec::new(),
+            limits: Vec::new(),
         })
         .await
         .expect("claim");
@@ -224,7 +288,7 @@ async fn a_lost_lease_cannot_record_a_result(store: Arc<dyn Store>) {
         limit: 1,
         now: at,
         lease_until: at + Duration::from_millis(100),
-        exclude: Vec::new(),
+        limits: Vec::new(),
     };
     let slow = store.claim_steps(claim("slow", now)).await.expect("claim");
     let later = now + Duration::from_millis(200);
@@ -244,6 +308,7 @@ async fn a_lost_lease_cannot_record_a_result(store: Arc<dyn Store>) {
                 now: later,
                 claim_next: 0,
                 lease_until: later,
+                limits: Vec::new(),
             },
             registry.clone(),
         )

@@ -208,9 +208,10 @@ pub(super) async fn claim(client: &mut Client, claim: &Claim) -> Result<Vec<Clai
     let tx = client.transaction().await?;
     let now = micros(claim.now);
     let limit = i64::from(claim.limit);
+    let limited: Vec<&str> = claim.limits.iter().map(|l| l.step.as_str()).collect();
     let ready = tx.prepare_cached(DUE_READY).await?;
     let mut due: Vec<(String, String)> = tx
-        .query(&ready, &[&now, &limit, &claim.exclude])
+        .query(&ready, &[&now, &limit, &limited])
         .await?
         .iter()
         .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
@@ -218,8 +219,29 @@ pub(super) async fn claim(client: &mut Client, claim: &Claim) -> Result<Vec<Clai
     let room = limit - due.len() as i64;
     if room > 0 {
         let expired = tx.prepare_cached(DUE_EXPIRED).await?;
-        for row in tx.query(&expired, &[&now, &room, &claim.exclude]).await? {
+        for row in tx.query(&expired, &[&now, &room, &limited]).await? {
             due.push((row.try_get(0)?, row.try_get(1)?));
+        }
+    }
+    if !claim.limits.is_empty() && (due.len() as i64) < limit {
+        // Counting the running attempts and leasing more must not interleave with another
+        // worker doing the same, or both would fill the same free slots. Taken in one order
+        // (by name) before any row lock, so claims never deadlock.
+        let mut names = limited.clone();
+        names.sort_unstable();
+        let lock = tx.prepare_cached(LOCK_STEP_LIMIT).await?;
+        for name in &names {
+            tx.execute(&lock, &[name]).await?;
+        }
+        let of_step = tx.prepare_cached(DUE_OF_STEP).await?;
+        for (step, free) in room_left(&claim.limits, &running_counts(&tx, now).await?) {
+            let take = i64::from(free).min(limit - due.len() as i64);
+            if take <= 0 {
+                continue;
+            }
+            for row in tx.query(&of_step, &[&now, &take, &step]).await? {
+                due.push((row.try_get(0)?, row.try_get(1)?));
+            }
         }
     }
     let mut claimed = Vec::with_capacity(due.len());
@@ -238,6 +260,42 @@ pub(super) async fn claim(client: &mut Client, claim: &Claim) -> Result<Vec<Clai
     }
     tx.commit().await?;
     Ok(claimed)
+}
+
+const LOCK_STEP_LIMIT: &str =
+    "SELECT pg_advisory_xact_lock(hashtext('orderflow.step_limit'), hashtext($1))";
+/// A finishing worker only goes on with a limited step if no claim is counting that step's
+/// slots at the moment: it never waits for the lock, so finishes never queue behind claims.
+const TRY_LOCK_STEP_LIMIT: &str =
+    "SELECT pg_try_advisory_xact_lock(hashtext('orderflow.step_limit'), hashtext($1))";
+
+const DUE_OF_STEP: &str = concat!(
+    "SELECT run_id, step FROM run_steps
+     WHERE step = $3 AND ((status = 'ready' AND due_at <= ",
+    at_micros!("$1"),
+    ") OR (status = 'running' AND lease_until <= ",
+    at_micros!("$1"),
+    "))
+     ORDER BY COALESCE(due_at, lease_until) LIMIT $2 FOR UPDATE SKIP LOCKED"
+);
+
+/// Attempts running now under an unexpired lease, by step.
+async fn running_counts(
+    tx: &Transaction<'_>,
+    now: i64,
+) -> Result<std::collections::HashMap<String, i64>> {
+    let statement = tx
+        .prepare_cached(concat!(
+            "SELECT step, count(*) FROM run_steps WHERE status = 'running' AND lease_until > ",
+            at_micros!("$1"),
+            " GROUP BY step"
+        ))
+        .await?;
+    tx.query(&statement, &[&now])
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect()
 }
 
 pub(super) async fn heartbeat(
@@ -383,7 +441,28 @@ pub(super) async fn finish(
     )
     .await?;
     let mut next = Vec::new();
-    for step in ready.iter().take(finish.claim_next as usize) {
+    let mut rooms = None;
+    for step in &ready {
+        if next.len() >= finish.claim_next as usize {
+            break;
+        }
+        if finish.limits.iter().any(|l| &l.step == step) {
+            let try_lock = tx.prepare_cached(TRY_LOCK_STEP_LIMIT).await?;
+            let locked: bool = tx.query_one(&try_lock, &[step]).await?.try_get(0)?;
+            if !locked {
+                continue;
+            }
+            if rooms.is_none() {
+                rooms = Some(room_left(&finish.limits, &running_counts(&tx, now).await?));
+            }
+            let full = rooms
+                .iter()
+                .flatten()
+                .any(|(limited, free)| limited == step && *free == 0);
+            if full {
+                continue;
+            }
+        }
         next.push(
             lease(
                 &tx,

@@ -1,6 +1,8 @@
 //! Workflow runs on SQLite. Every write goes through the single writer, so a run is never
 //! planned by two transactions at once; the writer is the lock.
 
+use std::collections::HashMap;
+
 use orderflow_domain::{OrderId, StoreId};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use time::OffsetDateTime;
@@ -70,15 +72,16 @@ pub(super) fn insert_run(
 }
 
 pub(super) fn claim(c: &Connection, claim: &Claim) -> Result<Vec<ClaimedStep>> {
-    let exclude =
-        serde_json::to_string(&claim.exclude).map_err(|e| Error::Corrupt(e.to_string()))?;
+    let limited: Vec<&str> = claim.limits.iter().map(|l| l.step.as_str()).collect();
+    let limited = serde_json::to_string(&limited).map_err(|e| Error::Corrupt(e.to_string()))?;
+    let now = micros(claim.now);
     let mut due: Vec<(String, String)> = c
         .prepare_cached(
             "SELECT run_id, step FROM run_steps
              WHERE status = 'ready' AND due_at <= ?1 AND step NOT IN (SELECT value FROM json_each(?3))
              ORDER BY due_at LIMIT ?2",
         )?
-        .query_map(params![micros(claim.now), claim.limit, exclude], |row| {
+        .query_map(params![now, claim.limit, limited], |row| {
             Ok((row.get(0)?, row.get(1)?))
         })?
         .collect::<rusqlite::Result<_>>()?;
@@ -90,15 +93,40 @@ pub(super) fn claim(c: &Connection, claim: &Claim) -> Result<Vec<ClaimedStep>> {
                  WHERE status = 'running' AND lease_until <= ?1 AND step NOT IN (SELECT value FROM json_each(?3))
                  ORDER BY lease_until LIMIT ?2",
             )?
-            .query_map(params![micros(claim.now), room, exclude], |row| {
+            .query_map(params![now, room, limited], |row| {
                 Ok((row.get(0)?, row.get(1)?))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         due.extend(expired);
     }
+    for (step, free) in room_left(&claim.limits, &running_counts(c, claim.now)?) {
+        let take = free.min(claim.limit.saturating_sub(due.len() as u32));
+        if take == 0 {
+            continue;
+        }
+        let of_step = c
+            .prepare_cached(
+                "SELECT run_id, step FROM run_steps
+                 WHERE step = ?3 AND ((status = 'ready' AND due_at <= ?1) OR (status = 'running' AND lease_until <= ?1))
+                 ORDER BY COALESCE(due_at, lease_until) LIMIT ?2",
+            )?
+            .query_map(params![now, take, step], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        due.extend(of_step);
+    }
     due.iter()
         .map(|(run_id, step)| lease(c, run_id, step, &claim.worker, claim.now, claim.lease_until))
         .collect()
+}
+
+/// Attempts running now under an unexpired lease, by step.
+fn running_counts(c: &Connection, now: OffsetDateTime) -> Result<HashMap<String, i64>> {
+    Ok(c
+        .prepare_cached(
+            "SELECT step, count(*) FROM run_steps WHERE status = 'running' AND lease_until > ?1 GROUP BY step",
+        )?
+        .query_map([micros(now)], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?)
 }
 
 /// Leases one step that is ready or whose lease expired, starting (or, for a sensor between
@@ -262,8 +290,20 @@ pub(super) fn finish(
         ])?;
     }
     let (run_status, ready) = replan(c, &finish.run_id, finish.now, planner)?;
+    let rooms = if finish.limits.is_empty() {
+        Vec::new()
+    } else {
+        room_left(&finish.limits, &running_counts(c, finish.now)?)
+    };
+    let has_room = |step: &String| {
+        rooms
+            .iter()
+            .find(|(limited, _)| limited == step)
+            .is_none_or(|(_, free)| *free > 0)
+    };
     let next: Vec<ClaimedStep> = ready
         .iter()
+        .filter(|step| has_room(step))
         .take(finish.claim_next as usize)
         .map(|step| {
             lease(
