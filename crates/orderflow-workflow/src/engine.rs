@@ -217,6 +217,12 @@ pub(crate) fn unix_millis(at: OffsetDateTime) -> u64 {
     u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
 }
 
+/// Told the moment a step's handler starts: for measuring how long a ready step waited
+/// (after its upstream step's finish committed, or until a worker claimed it).
+pub trait StepObserver: Send + Sync + fmt::Debug {
+    fn handler_started(&self, step: &ClaimedStep, at: OffsetDateTime);
+}
+
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     /// Names this worker in leases and attempts.
@@ -230,6 +236,7 @@ pub struct WorkerConfig {
     pub max_in_flight: usize,
     /// The longest an idle worker sleeps without looking for work.
     pub poll_every: Duration,
+    pub observer: Option<Arc<dyn StepObserver>>,
 }
 
 impl WorkerConfig {
@@ -241,6 +248,7 @@ impl WorkerConfig {
             batch: 64,
             max_in_flight: 256,
             poll_every: Duration::from_secs(1),
+            observer: None,
         }
     }
 }
@@ -403,6 +411,9 @@ impl Worker {
             return Some(recorded(step, verdict));
         }
         let context = context_of(step);
+        if let Some(observer) = &self.config.observer {
+            observer.handler_started(step, OffsetDateTime::now_utc());
+        }
         let run = tokio::time::timeout(definition.timeout, handler.run(&context));
         let ended = tokio::select! {
             outcome = run => match outcome {

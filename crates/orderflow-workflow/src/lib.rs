@@ -28,7 +28,7 @@ pub use definition::{
     WorkflowBuilder, step,
 };
 pub use engine::{
-    Outcome, Registry, RegistryError, StepContext, StepError, StepHandler, Worker, WorkerConfig,
-    WorkerHandle,
+    Outcome, Registry, RegistryError, StepContext, StepError, StepHandler, StepObserver, Worker,
+    WorkerConfig, WorkerHandle,
 };
 pub use schedule::Scheduler;

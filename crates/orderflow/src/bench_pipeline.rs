@@ -1,8 +1,8 @@
 //! `orderflow bench pipeline`: `--orders` orders placed over HTTP by `--concurrency` clients,
 //! each carried by the order pipeline to `shipped` against in-process sandboxes; then, from
 //! the runs the store kept, how fast orders completed (from the first placement to the last
-//! run's end), how long each took from creation to shipment, and how long a step waited after
-//! the step before it finished.
+//! run's end), how long each took from creation to shipment, and how long a step's handler
+//! waited to start after the step before it finished.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -27,7 +27,11 @@ pub async fn measure(
     store: Arc<dyn Store>,
     backend: &str,
 ) -> anyhow::Result<String> {
-    let engine = EngineArgs::sandboxed();
+    let starts = Arc::new(HandlerStarts::default());
+    let engine = EngineArgs {
+        observer: Some(starts.clone()),
+        ..EngineArgs::sandboxed()
+    };
     let server = Running::start(
         store.clone(),
         SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -124,7 +128,7 @@ pub async fn measure(
         if let Some(shipped) = finished_at(&run, "create_shipment") {
             end_to_end_ms.push(millis(shipped - run.created_at));
         }
-        gaps_ms.extend(step_gaps(&workflow, &run));
+        gaps_ms.extend(step_gaps(&workflow, &run, &starts));
     }
     let floor_rate = floor.per_second();
     let line = json!({
@@ -170,18 +174,40 @@ fn finished_at(run: &Run, step: &str) -> Option<OffsetDateTime> {
     run.steps.iter().find(|s| s.name == step)?.finished_at
 }
 
-/// For every step that ran after others: from the last of its upstream steps finishing to its
-/// own first attempt starting.
-fn step_gaps(workflow: &orderflow_workflow::Workflow, run: &Run) -> Vec<f64> {
+/// When each step's handler first started, by run and step, as the worker saw it.
+#[derive(Debug, Default)]
+struct HandlerStarts(std::sync::Mutex<HashMap<(String, String), OffsetDateTime>>);
+
+impl orderflow_workflow::StepObserver for HandlerStarts {
+    fn handler_started(&self, step: &orderflow_store::ClaimedStep, at: OffsetDateTime) {
+        if let Ok(mut starts) = self.0.lock() {
+            starts
+                .entry((step.run_id.clone(), step.step.clone()))
+                .or_insert(at);
+        }
+    }
+}
+
+/// For every step that ran after others: from the last of its upstream steps finishing (as
+/// recorded, before that finish committed) to its own handler starting. So the gap holds the
+/// commit, the claim or hand-over, and the wait for a free worker slot.
+fn step_gaps(
+    workflow: &orderflow_workflow::Workflow,
+    run: &Run,
+    starts: &HandlerStarts,
+) -> Vec<f64> {
     let finished: HashMap<&str, OffsetDateTime> = run
         .steps
         .iter()
         .filter_map(|s| Some((s.name.as_str(), s.finished_at?)))
         .collect();
+    let Ok(starts) = starts.0.lock() else {
+        return Vec::new();
+    };
     run.steps
         .iter()
         .filter_map(|step| {
-            let started = step.history.first()?.started_at;
+            let started = *starts.get(&(run.run_id.clone(), step.name.clone()))?;
             let upstream = &workflow.step(&step.name)?.upstream;
             let ready = upstream
                 .iter()

@@ -84,6 +84,9 @@ pub struct EngineArgs {
     /// rather than to the log.
     #[arg(skip)]
     pub sandbox_alerts: bool,
+    /// Watches step handlers start (the pipeline bench measures step-to-step gaps with it).
+    #[arg(skip)]
+    pub observer: Option<Arc<dyn orderflow_workflow::StepObserver>>,
 }
 
 impl EngineArgs {
@@ -104,6 +107,7 @@ impl EngineArgs {
             worker_id: None,
             backorder_poke_ms: 2000,
             sandbox_alerts: true,
+            observer: None,
         }
     }
 
@@ -237,6 +241,7 @@ impl Engine {
             let config = WorkerConfig {
                 lease,
                 heartbeat_every: lease / 3,
+                observer: args.observer.clone(),
                 ..WorkerConfig::named(worker_id)
             };
             let worker = Worker::start(store.clone(), registry.clone(), config);
