@@ -184,6 +184,15 @@ fn read_fetched(
     };
     Ok(match parse(platform, delivery, body) {
         Ok(order) => Reading::Order(Box::new(order)),
+        // Only on the platform's word that the order is gone: the same id-only body under
+        // another topic is a broken delivery, and must not cancel anything.
+        Err(orderflow_connectors::ParseError::Deleted {
+            platform,
+            external_id,
+        }) if delivery.topic.as_deref() == Some("orders/delete") => Reading::Deleted {
+            platform,
+            external_id,
+        },
         Err(error) => Reading::Unreadable(error.to_string()),
     })
 }
