@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use orderflow_connectors::{IncomingOrder, Platform, parse_order};
+use orderflow_connectors::{IncomingOrder, Platform};
 use orderflow_domain::id::time_ordered_id;
 use orderflow_domain::{OrderId, OrderLine, OrderLines, ProductId, Quantity, Refusal, StoreId};
 use orderflow_store::{
@@ -27,6 +27,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
+use crate::reading::{Reader, Reading};
 use crate::rules::{self, Decision, Package};
 
 #[derive(Debug, Clone)]
@@ -83,7 +84,7 @@ impl Default for WorkerConfig {
 #[derive(Debug, Clone)]
 pub struct Worker {
     store: Arc<dyn Store>,
-    http: reqwest::Client,
+    reader: Reader,
     wake: Arc<Notify>,
     config: WorkerConfig,
 }
@@ -155,10 +156,7 @@ impl Worker {
     pub fn new(store: Arc<dyn Store>, wake: Arc<Notify>, config: WorkerConfig) -> Self {
         Self {
             store,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap_or_default(),
+            reader: Reader::new(Duration::from_secs(10)),
             wake,
             config,
         }
@@ -250,36 +248,20 @@ impl Worker {
         store: &StoreRecord,
         delivery: &Delivery,
     ) -> Result<Fate, ProcessError> {
-        let Ok(platform) = delivery.platform.parse::<Platform>() else {
-            return Ok(Fate::of(
-                DeliveryStatus::Failed,
-                format!("unknown platform {}", delivery.platform),
-            ));
-        };
-        if platform == Platform::Woocommerce && delivery.topic.as_deref() == Some("order.deleted") {
-            return self.woocommerce_deletion(store, delivery).await;
+        // An OMS that is down or throttling is a passing failure: the delivery is retried.
+        let reading = self
+            .reader
+            .read(store, delivery)
+            .await
+            .map_err(ProcessError::other)?;
+        match reading {
+            Reading::Order(incoming) => self.settle_order(store, delivery, *incoming, false).await,
+            Reading::Deleted {
+                platform,
+                external_id,
+            } => self.cancel_deleted(store, platform, &external_id).await,
+            Reading::Unreadable(reason) => Ok(Fate::of(DeliveryStatus::Failed, reason)),
         }
-        let body = match platform {
-            Platform::Vtex => match self.fetch_vtex_order(store, &delivery.body).await? {
-                Ok(body) => body,
-                Err(reason) => return Ok(Fate::of(DeliveryStatus::Failed, reason)),
-            },
-            _ => delivery.body.clone(),
-        };
-        let parsed = match platform {
-            // A Jumpseller order has no modification time of its own; the header saying when
-            // the event fired is what orders its versions.
-            Platform::Jumpseller => orderflow_connectors::parse::jumpseller::parse_delivery(
-                &body,
-                delivery.header("jumpseller-triggered-at"),
-            ),
-            _ => parse_order(platform, &body),
-        };
-        let incoming = match parsed {
-            Ok(order) => order,
-            Err(error) => return Ok(Fate::of(DeliveryStatus::Failed, error.to_string())),
-        };
-        self.settle_order(store, delivery, incoming, false).await
     }
 
     async fn settle_order(
@@ -530,23 +512,16 @@ impl Worker {
         self.config.pipeline.as_ref().map(|p| p.runs.clone())
     }
 
-    async fn woocommerce_deletion(
+    /// The platform deleted its order `external_id`: the order held for it is cancelled as a
+    /// platform cancellation is (its stock released, its run cancelled).
+    async fn cancel_deleted(
         &self,
         store: &StoreRecord,
-        delivery: &Delivery,
+        platform: Platform,
+        external_id: &str,
     ) -> Result<Fate, ProcessError> {
-        #[derive(serde::Deserialize)]
-        struct Deleted {
-            id: u64,
-        }
-        let Ok(deleted) = serde_json::from_slice::<Deleted>(&delivery.body) else {
-            return Ok(Fate::of(
-                DeliveryStatus::Failed,
-                "order.deleted without an order id",
-            ));
-        };
         let filter = orderflow_store::OrderFilter {
-            external_id: Some(deleted.id.to_string()),
+            external_id: Some(external_id.to_owned()),
             limit: 1,
             ..Default::default()
         };
@@ -555,19 +530,19 @@ impl Worker {
         let Some(order) = found.items.into_iter().next() else {
             return Ok(Fate::of(
                 DeliveryStatus::Rejected,
-                "deleted on woocommerce before intake",
+                format!("deleted on {platform} before intake"),
             ));
         };
         let cancel = CancelOrder {
             runs: self.order_runs(),
             order_id: order.order_id.clone(),
-            reason: Some("deleted on woocommerce".into()),
+            reason: Some(format!("deleted on {platform}")),
             now: OffsetDateTime::now_utc(),
         };
         let reason = match self.store.cancel_order(&scope, cancel).await {
-            Ok(_) => "cancelled: deleted on woocommerce".to_owned(),
+            Ok(_) => format!("cancelled: deleted on {platform}"),
             Err(StoreError::TooLateToCancel(status)) => {
-                format!("deleted on woocommerce; too late to cancel an order that is {status}")
+                format!("deleted on {platform}; too late to cancel an order that is {status}")
             }
             Err(error) => return Err(error.into()),
         };
@@ -575,56 +550,6 @@ impl Worker {
             order_id: Some(order.order_id),
             ..Fate::of(DeliveryStatus::Accepted, reason)
         })
-    }
-
-    /// A VTEX hook only names the order: the order itself comes from the OMS API. `Ok(Err)`
-    /// is a permanent refusal (bad hook, no credentials, unknown order).
-    async fn fetch_vtex_order(
-        &self,
-        store: &StoreRecord,
-        hook: &[u8],
-    ) -> Result<Result<Vec<u8>, String>, ProcessError> {
-        let hook = match orderflow_connectors::parse::vtex::parse_hook(hook) {
-            Ok(hook) => hook,
-            Err(error) => return Ok(Err(error.to_string())),
-        };
-        let Some(api) = &store.settings.api else {
-            return Ok(Err(
-                "the store has no VTEX API credentials to fetch the order".into(),
-            ));
-        };
-        let url = format!(
-            "{}/api/oms/pvt/orders/{}",
-            api.base_url.trim_end_matches('/'),
-            hook.order_id
-        );
-        let response = self
-            .http
-            .get(&url)
-            .header("X-VTEX-API-AppKey", api.key.as_deref().unwrap_or_default())
-            .header(
-                "X-VTEX-API-AppToken",
-                api.token.as_deref().unwrap_or_default(),
-            )
-            .header("Accept", "application/json")
-            .send()
-            .await
-            .map_err(ProcessError::other)?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(Ok(response
-                .bytes()
-                .await
-                .map_err(ProcessError::other)?
-                .to_vec()));
-        }
-        if status.as_u16() == 429 || status.is_server_error() {
-            return Err(ProcessError::other(format!("VTEX OMS answered {status}")));
-        }
-        Ok(Err(format!(
-            "VTEX OMS answered {status} for order {}",
-            hook.order_id
-        )))
     }
 }
 

@@ -402,16 +402,7 @@ async fn an_api_order_in_a_store_with_a_destination_is_forwarded_to_its_courier_
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
     let product = json!({"name": "Mug", "category": "kitchen", "price": 1250, "currency": "EUR", "on_hand": 5});
-    let reply = app
-        .send(
-            "PUT",
-            "/products/mug?store_id=courier",
-            Some(ADMIN),
-            Some(product),
-            &[],
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    app.put_product_in("courier", "mug", product).await;
     let mut body = order_body(&[("mug", 2)], "pm_card_visa");
     body["store_id"] = json!("courier");
     let reply = app.post("/orders", ADMIN, body).await;
@@ -517,16 +508,7 @@ async fn a_platform_cancellation_cancels_the_orders_run_and_compensates_without_
     shopify_store(&app, "shop", true, None).await;
     for sku in ["IPOD2008GREEN", "IPOD2008RED", "IPOD2008BLACK"] {
         let product = json!({"name": sku, "category": "audio", "price": 19900, "currency": "USD", "on_hand": 0});
-        let reply = app
-            .send(
-                "PUT",
-                &format!("/products/{sku}?store_id=shop"),
-                Some(ADMIN),
-                Some(product),
-                &[],
-            )
-            .await;
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        app.put_product_in("shop", sku, product).await;
     }
     let created = fixture("shopify/order_450789469_rest_fixture.json");
     let delivery = send_shopify(&app, "shop", &created, "orders/create").await;

@@ -1,7 +1,8 @@
 //! Scale-out and crash: an API node and three worker nodes, separate `orderflow serve`
 //! processes on one PostgreSQL database, carry 1,000 orders through the pipeline while one
 //! worker is killed with `kill -9`. Every run completes, the payment and carrier sandboxes
-//! saw each idempotency key act once, and each customer got each message once.
+//! saw each idempotency key act once, and each customer got each message once, or twice with
+//! the same `Message-ID` where the killed worker's e-mail step was taken over.
 
 use std::collections::{BTreeSet, HashMap};
 use std::process::{Child, Command, Stdio};
@@ -199,6 +200,7 @@ async fn three_workers_finish_every_run_while_one_is_killed() {
     }
     let mut finished = HashMap::new();
     let mut orders = BTreeSet::new();
+    let mut run_of: HashMap<String, String> = HashMap::new();
     let mut filter = RunFilter {
         limit: 200,
         ..Default::default()
@@ -210,7 +212,10 @@ async fn three_workers_finish_every_run_while_one_is_killed() {
             .expect("runs");
         for run in &page.items {
             *finished.entry(run.status).or_insert(0) += 1;
-            orders.extend(run.order_id.as_ref().map(ToString::to_string));
+            if let Some(order) = &run.order_id {
+                orders.insert(order.to_string());
+                run_of.insert(order.to_string(), run.run_id.clone());
+            }
         }
         filter.before = page.items.last().map(|r| r.run_id.clone());
         if !page.has_more {
@@ -242,7 +247,7 @@ async fn three_workers_finish_every_run_while_one_is_killed() {
     assert_eq!(orders.len(), ORDERS, "one run per order");
     // A message's `Message-ID` is `<{order id}.{kind}@{sender's domain}>`, the same on every
     // try, so it names the (order, kind) the message is for.
-    let mut sent: HashMap<(String, String), usize> = HashMap::new();
+    let mut sent: HashMap<(String, String), Vec<String>> = HashMap::new();
     for message in mail.messages() {
         let id = message.message_id.clone().unwrap_or_default();
         let local = id
@@ -253,13 +258,53 @@ async fn three_workers_finish_every_run_while_one_is_killed() {
         let (order, kind) = local
             .rsplit_once('.')
             .unwrap_or_else(|| panic!("a Message-ID without an order and a kind: {id:?}"));
-        *sent.entry((order.to_owned(), kind.to_owned())).or_insert(0) += 1;
+        sent.entry((order.to_owned(), kind.to_owned()))
+            .or_default()
+            .push(id);
     }
-    let duplicates: Vec<_> = sent.iter().filter(|&(_, &count)| count > 1).collect();
-    assert!(
-        duplicates.is_empty(),
-        "a customer got the same message twice: {duplicates:?}"
-    );
+    // SMTP has no idempotency key: a worker killed after the server took a message and before
+    // the step was recorded leaves the step to whoever takes it over when the lease expires,
+    // and that attempt sends the message again. A second copy is fair exactly there, and only
+    // as the same message (same Message-ID); every other message goes once.
+    let mut taken_over = 0;
+    for ((order, kind), ids) in &sent {
+        assert!(
+            ids.iter().all(|id| id == &ids[0]),
+            "{order}'s {kind} messages differ: {ids:?}"
+        );
+        if ids.len() == 1 {
+            continue;
+        }
+        let step = match kind.as_str() {
+            "confirmed" => "confirmation_email",
+            "shipped" => "shipped_email",
+            other => panic!(
+                "{order} got {} messages of an unknown kind {other}",
+                ids.len()
+            ),
+        };
+        let run_id = run_of
+            .get(order)
+            .unwrap_or_else(|| panic!("{order} got messages but has no run"));
+        let run = store
+            .get_run(&Scope::Everything, run_id)
+            .await
+            .expect("the run with its attempts");
+        let expired = run
+            .steps
+            .iter()
+            .filter(|s| s.name == step)
+            .flat_map(|s| &s.history)
+            .filter(|a| a.outcome.as_deref() == Some("lease_expired"))
+            .count();
+        assert!(
+            ids.len() <= 1 + expired,
+            "{order} got its {kind} message {} times, but {step} lost its lease {expired} times",
+            ids.len()
+        );
+        taken_over += 1;
+    }
+    eprintln!("{taken_over} messages sent again by a step taken over from the killed worker");
     let expected: BTreeSet<(String, String)> = orders
         .iter()
         .flat_map(|order| ["confirmed", "shipped"].map(|kind| (order.clone(), kind.to_owned())))
@@ -270,7 +315,7 @@ async fn three_workers_finish_every_run_while_one_is_killed() {
             .take(10)
             .collect::<Vec<_>>(),
         Vec::<&(String, String)>::new(),
-        "exactly one confirmed and one shipped message per order, and nothing else"
+        "a confirmed and a shipped message for every order, and nothing else"
     );
 
     drop(workers);

@@ -33,10 +33,9 @@ pub enum ParseError {
     Invalid { field: String, reason: String },
     /// A deletion notice (Shopify's `orders/delete`) names the order and nothing else: no
     /// currency, lines or times, so it cannot become an [`IncomingOrder`]. Its own variant
-    /// so that the failure says what happened rather than which field is missing first.
-    #[error(
-        "{platform} deleted order {external_id}; the delivery carries only its id, which intake does not apply yet: cancel the order by hand if it should not ship"
-    )]
+    /// so that intake can cancel the order it names, and a failure says what happened
+    /// rather than which field is missing first.
+    #[error("{platform} deleted order {external_id}; the delivery carries only its id")]
     Deleted {
         platform: Platform,
         external_id: String,

@@ -606,6 +606,22 @@ pub async fn preview_rules(
     let readings = state.readings.read_all(&store, &deliveries).await;
     for (delivery, reading) in deliveries.into_iter().zip(readings) {
         let outcome = match reading {
+            // A deletion notice names an order and nothing else: no rule can judge it.
+            Reading::Deleted {
+                platform,
+                external_id,
+            } => {
+                body.unreadable += 1;
+                PreviewOutcome {
+                    delivery_id: delivery.delivery_id,
+                    reason: Some(format!(
+                        "{platform} deleted order {external_id}: the notice cancels the order, no rule applies"
+                    )),
+                    external_id: Some(external_id),
+                    decision: "unreadable",
+                    packages: Vec::new(),
+                }
+            }
             Reading::Unreadable(reason) => {
                 body.unreadable += 1;
                 PreviewOutcome {

@@ -289,14 +289,22 @@ impl TestApp {
 
     pub async fn put_product(&self, product_id: &str, on_hand: i64) -> Reply {
         let body = json!({"name": format!("Product {product_id}"), "category": "test", "price": 1250, "currency": "EUR", "on_hand": on_hand});
+        self.put_product_at(&format!("/products/{product_id}"), body)
+            .await
+    }
+
+    /// Puts `product` (the `PUT /products/{id}` body) in `store_id`'s catalogue.
+    pub async fn put_product_in(&self, store_id: &str, product_id: &str, product: Value) -> Reply {
+        self.put_product_at(
+            &format!("/products/{product_id}?store_id={store_id}"),
+            product,
+        )
+        .await
+    }
+
+    async fn put_product_at(&self, path: &str, product: Value) -> Reply {
         let reply = self
-            .send(
-                "PUT",
-                &format!("/products/{product_id}"),
-                Some(ADMIN),
-                Some(body),
-                &[],
-            )
+            .send("PUT", path, Some(ADMIN), Some(product), &[])
             .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         reply
@@ -313,7 +321,17 @@ impl TestApp {
 
     /// `(on_hand, reserved)` of a product in the default store, as the API reports it.
     pub async fn stock(&self, product_id: &str) -> (i64, i64) {
-        let reply = self.get(&format!("/products/{product_id}"), ADMIN).await;
+        self.stock_at(&format!("/products/{product_id}")).await
+    }
+
+    /// `(on_hand, reserved)` of a product of `store_id`.
+    pub async fn stock_in(&self, store_id: &str, product_id: &str) -> (i64, i64) {
+        self.stock_at(&format!("/products/{product_id}?store_id={store_id}"))
+            .await
+    }
+
+    async fn stock_at(&self, path: &str) -> (i64, i64) {
+        let reply = self.get(path, ADMIN).await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         (
             reply.body["on_hand"].as_i64().expect("on_hand"),
