@@ -60,6 +60,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row, Statement};
 
+use crate::Work;
 use crate::common::{self, from_micros, micros, parse};
 use crate::error::{Error, Result};
 use crate::model::*;
@@ -432,7 +433,7 @@ impl crate::Store for PostgresStore {
         let mut client = self.pool.get().await?;
         let placement = orders::place_order(&mut client, &order).await?;
         if order.run.is_some() && !placement.replayed {
-            self.signal.announce();
+            self.signal.announce(Work::Steps);
         }
         Ok(placement)
     }
@@ -527,7 +528,11 @@ impl crate::Store for PostgresStore {
 
     async fn receive_delivery(&self, delivery: NewDelivery) -> Result<Received> {
         let client = self.pool.get().await?;
-        intake::receive(&client, &delivery).await
+        let received = intake::receive(&client, &delivery).await?;
+        if received.duplicate_of.is_none() {
+            self.signal.announce(Work::Deliveries);
+        }
+        Ok(received)
     }
 
     async fn claim_deliveries(
@@ -542,12 +547,20 @@ impl crate::Store for PostgresStore {
 
     async fn settle_delivery(&self, settlement: Settlement) -> Result<()> {
         let client = self.pool.get().await?;
-        intake::settle(&client, &settlement).await
+        intake::settle(&client, &settlement).await?;
+        if settlement.forward.is_some() {
+            self.signal.announce(Work::Forwards);
+        }
+        Ok(())
     }
 
     async fn queue_forward(&self, forward: NewForward, now: OffsetDateTime) -> Result<bool> {
         let client = self.pool.get().await?;
-        intake::queue_forward(&client, &forward, now).await
+        let queued = intake::queue_forward(&client, &forward, now).await?;
+        if queued {
+            self.signal.announce(Work::Forwards);
+        }
+        Ok(queued)
     }
 
     async fn get_delivery(&self, scope: &Scope, delivery_id: &str) -> Result<Delivery> {
@@ -670,19 +683,25 @@ impl crate::Store for PostgresStore {
         now: OffsetDateTime,
     ) -> Result<Forward> {
         let client = self.pool.get().await?;
-        intake::retry_forward(&client, scope, forward_id, now).await
+        let forward = intake::retry_forward(&client, scope, forward_id, now).await?;
+        self.signal.announce(Work::Forwards);
+        Ok(forward)
     }
 
     async fn retry_dead_forwards(&self, scope: &Scope, now: OffsetDateTime) -> Result<u64> {
         let client = self.pool.get().await?;
-        intake::retry_dead(&client, scope, now).await
+        let retried = intake::retry_dead(&client, scope, now).await?;
+        if retried > 0 {
+            self.signal.announce(Work::Forwards);
+        }
+        Ok(retried)
     }
 
     async fn start_run(&self, start: StartRun) -> Result<RunStarted> {
         let mut client = self.pool.get().await?;
         let started = runs::start_run(&mut client, &start).await?;
         if started.created {
-            self.signal.announce();
+            self.signal.announce(Work::Steps);
         }
         Ok(started)
     }
@@ -712,7 +731,7 @@ impl crate::Store for PostgresStore {
         let mut client = self.pool.get().await?;
         let finished = runs::finish(&mut client, &finish, planner.as_ref()).await?;
         if finished.left_ready > 0 {
-            self.signal.announce();
+            self.signal.announce(Work::Steps);
         }
         Ok(finished)
     }
@@ -726,7 +745,7 @@ impl crate::Store for PostgresStore {
     ) -> Result<Run> {
         let mut client = self.pool.get().await?;
         runs::cancel(&mut client, scope, run_id, now, planner.as_ref()).await?;
-        self.signal.announce();
+        self.signal.announce(Work::Steps);
         runs::read_run(&client, scope, run_id).await
     }
 
@@ -750,7 +769,7 @@ impl crate::Store for PostgresStore {
             planner.as_ref(),
         )
         .await?;
-        self.signal.announce();
+        self.signal.announce(Work::Steps);
         runs::read_run(&client, scope, run_id).await
     }
 
@@ -769,8 +788,8 @@ impl crate::Store for PostgresStore {
         runs::next_due(&client).await
     }
 
-    fn work_signal(&self) -> std::sync::Arc<tokio::sync::Notify> {
-        self.signal.subscribe()
+    fn work_signal(&self, work: Work) -> std::sync::Arc<tokio::sync::Notify> {
+        self.signal.subscribe(work)
     }
 
     async fn try_lead(&self, role: &str) -> Result<Option<Box<dyn Leadership>>> {

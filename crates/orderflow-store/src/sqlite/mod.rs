@@ -19,10 +19,12 @@ use orderflow_domain::{
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use time::OffsetDateTime;
 
+use crate::Work;
 use crate::common::{self, from_micros, live_statuses_sql, micros, parse};
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::runs::*;
+use crate::wake::Wakers;
 use writer::Writer;
 
 mod embedded {
@@ -47,8 +49,9 @@ fn is_unique_violation(error: &rusqlite::Error) -> bool {
 #[derive(Debug)]
 pub struct SqliteStore {
     writer: Writer,
-    /// In-process wake-up for workers: one process owns the file's writer.
-    work: Arc<tokio::sync::Notify>,
+    /// In-process wake-ups for workers, per kind of work: one process owns the file's writer,
+    /// so its workers are the only ones to wake.
+    wakers: Arc<Wakers>,
     /// Roles held by someone in this process: the file has one writer process, so leading
     /// within it is leading.
     leaders: Arc<Mutex<std::collections::HashSet<String>>>,
@@ -162,7 +165,7 @@ impl SqliteStore {
             });
             Ok(Self {
                 writer,
-                work: Arc::new(tokio::sync::Notify::new()),
+                wakers: Arc::default(),
                 leaders: Arc::default(),
                 readers,
                 _checkpointer: checkpointer,
@@ -405,7 +408,7 @@ impl crate::Store for SqliteStore {
         let starts_run = order.run.is_some();
         let placement = self.writer.write(move |c| place_order(c, &order)).await?;
         if starts_run && !placement.replayed {
-            self.work.notify_one();
+            self.wakers.wake(Work::Steps);
         }
         Ok(placement)
     }
@@ -511,9 +514,14 @@ impl crate::Store for SqliteStore {
     }
 
     async fn receive_delivery(&self, delivery: NewDelivery) -> Result<Received> {
-        self.writer
+        let received = self
+            .writer
             .write(move |c| intake::receive(c, &delivery))
-            .await
+            .await?;
+        if received.duplicate_of.is_none() {
+            self.wakers.wake(Work::Deliveries);
+        }
+        Ok(received)
     }
 
     async fn claim_deliveries(
@@ -528,15 +536,25 @@ impl crate::Store for SqliteStore {
     }
 
     async fn settle_delivery(&self, settlement: Settlement) -> Result<()> {
+        let forwards = settlement.forward.is_some();
         self.writer
             .write(move |c| intake::settle(c, &settlement))
-            .await
+            .await?;
+        if forwards {
+            self.wakers.wake(Work::Forwards);
+        }
+        Ok(())
     }
 
     async fn queue_forward(&self, forward: NewForward, now: OffsetDateTime) -> Result<bool> {
-        self.writer
+        let queued = self
+            .writer
             .write(move |c| intake::queue_forward(c, &forward, now))
-            .await
+            .await?;
+        if queued {
+            self.wakers.wake(Work::Forwards);
+        }
+        Ok(queued)
     }
 
     async fn get_delivery(&self, scope: &Scope, delivery_id: &str) -> Result<Delivery> {
@@ -669,16 +687,24 @@ impl crate::Store for SqliteStore {
         now: OffsetDateTime,
     ) -> Result<Forward> {
         let (scope, forward_id) = (scope.clone(), forward_id.to_owned());
-        self.writer
+        let forward = self
+            .writer
             .write(move |c| intake::retry_forward(c, &scope, &forward_id, now))
-            .await
+            .await?;
+        self.wakers.wake(Work::Forwards);
+        Ok(forward)
     }
 
     async fn retry_dead_forwards(&self, scope: &Scope, now: OffsetDateTime) -> Result<u64> {
         let scope = scope.clone();
-        self.writer
+        let retried = self
+            .writer
             .write(move |c| intake::retry_dead(c, &scope, now))
-            .await
+            .await?;
+        if retried > 0 {
+            self.wakers.wake(Work::Forwards);
+        }
+        Ok(retried)
     }
 
     async fn start_run(&self, start: StartRun) -> Result<RunStarted> {
@@ -695,7 +721,7 @@ impl crate::Store for SqliteStore {
             })
             .await?;
         if started.created {
-            self.work.notify_one();
+            self.wakers.wake(Work::Steps);
         }
         Ok(started)
     }
@@ -728,7 +754,7 @@ impl crate::Store for SqliteStore {
             .write(move |c| runs::finish(c, &finish, planner.as_ref()))
             .await?;
         if finished.left_ready > 0 {
-            self.work.notify_one();
+            self.wakers.wake(Work::Steps);
         }
         Ok(finished)
     }
@@ -748,7 +774,7 @@ impl crate::Store for SqliteStore {
                 runs::read_run(c, &scope, &run_id)
             })
             .await?;
-        self.work.notify_one();
+        self.wakers.wake(Work::Steps);
         Ok(run)
     }
 
@@ -769,7 +795,7 @@ impl crate::Store for SqliteStore {
                 runs::read_run(c, &scope, &run_id)
             })
             .await?;
-        self.work.notify_one();
+        self.wakers.wake(Work::Steps);
         Ok(run)
     }
 
@@ -787,8 +813,8 @@ impl crate::Store for SqliteStore {
         self.read(runs::next_due).await
     }
 
-    fn work_signal(&self) -> Arc<tokio::sync::Notify> {
-        self.work.clone()
+    fn work_signal(&self, work: Work) -> Arc<tokio::sync::Notify> {
+        self.wakers.of(work).clone()
     }
 
     async fn try_lead(&self, role: &str) -> Result<Option<Box<dyn Leadership>>> {
