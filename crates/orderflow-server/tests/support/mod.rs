@@ -138,16 +138,27 @@ impl TestApp {
     /// Like [`TestApp::spawn_on`], pulling every store with API credentials every
     /// `pull_every`.
     pub async fn spawn_pulling(backend: Backend, pull_every: Duration) -> Option<Self> {
-        Self::spawn_with(backend, pull_every, false).await
+        Self::spawn_with(backend, pull_every, None).await
     }
 
     /// A server whose orders run through the order pipeline, with a workflow worker and
     /// sandboxes for the payment provider, the carrier, the SMTP server and Slack.
     pub async fn spawn_with_pipeline(backend: Backend) -> Option<Self> {
-        Self::spawn_with(backend, Duration::ZERO, true).await
+        Self::spawn_with(backend, Duration::ZERO, Some(Duration::from_millis(50))).await
     }
 
-    async fn spawn_with(backend: Backend, pull_every: Duration, pipeline: bool) -> Option<Self> {
+    /// Like [`TestApp::spawn_with_pipeline`], but the backorder sensor pokes and the workflow
+    /// worker polls only every `idle`: whatever happens sooner was announced.
+    pub async fn spawn_with_idle_pipeline(backend: Backend, idle: Duration) -> Option<Self> {
+        Self::spawn_with(backend, Duration::ZERO, Some(idle)).await
+    }
+
+    /// `pipeline`: run the order pipeline, poking and polling every so often.
+    async fn spawn_with(
+        backend: Backend,
+        pull_every: Duration,
+        pipeline: Option<Duration>,
+    ) -> Option<Self> {
         let dir = tempfile::tempdir().expect("temp dir");
         let (url, scratch) = match backend {
             Backend::Sqlite => (
@@ -172,8 +183,8 @@ impl TestApp {
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
-        let (providers, control) = if pipeline {
-            let (providers, control) = Providers::start(store.clone()).await;
+        let (providers, control) = if let Some(idle) = pipeline {
+            let (providers, control) = Providers::start(store.clone(), idle).await;
             (Some(providers), Some(control))
         } else {
             (None, None)
@@ -476,7 +487,8 @@ pub struct Providers {
 }
 
 impl Providers {
-    async fn start(store: Arc<dyn Store>) -> (Self, orderflow_workflow::Control) {
+    /// `idle`: how often the backorder sensor pokes and the worker looks for due steps.
+    async fn start(store: Arc<dyn Store>, idle: Duration) -> (Self, orderflow_workflow::Control) {
         use orderflow_adapters::{EasyPostCarrier, SlackWebhook, SmtpMailer, StripePayments};
         let payments = orderflow_sim::StripeSandbox::start("sk_test_pipeline")
             .await
@@ -503,7 +515,7 @@ impl Providers {
             .expect("an address"),
         };
         let timing = orderflow_pipeline::Timing {
-            backorder_poke: Duration::from_millis(50),
+            backorder_poke: idle,
             ..orderflow_pipeline::Timing::default()
         };
         let registry = Arc::new(
@@ -513,7 +525,7 @@ impl Providers {
             store.clone(),
             registry.clone(),
             orderflow_workflow::WorkerConfig {
-                poll_every: Duration::from_millis(50),
+                poll_every: idle,
                 ..orderflow_workflow::WorkerConfig::named("test-worker")
             },
         );

@@ -324,8 +324,12 @@ impl crate::Store for PostgresStore {
     async fn put_product(&self, store_id: &StoreId, product: ProductInput) -> Result<Product> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let written = upsert_products(&tx, store_id, std::slice::from_ref(&product)).await?;
+        let (written, poked) =
+            upsert_products(&tx, store_id, std::slice::from_ref(&product)).await?;
         tx.commit().await?;
+        if poked > 0 {
+            self.signal.announce(Work::Steps);
+        }
         written.into_iter().next().ok_or_else(|| {
             Error::Corrupt(format!("product {} was not written", product.product_id))
         })
@@ -338,8 +342,11 @@ impl crate::Store for PostgresStore {
     ) -> Result<usize> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        upsert_products(&tx, store_id, &products).await?;
+        let (_, poked) = upsert_products(&tx, store_id, &products).await?;
         tx.commit().await?;
+        if poked > 0 {
+            self.signal.announce(Work::Steps);
+        }
         // Generic plans are made from the statistics of their first use; a catalogue loaded in
         // bulk would otherwise be planned as the empty table it was, until autovacuum's ANALYZE.
         client.batch_execute("ANALYZE products").await?;
@@ -425,7 +432,15 @@ impl crate::Store for PostgresStore {
             .query_one(&update, &[&store_id, &product_id, &level.on_hand(), &now])
             .await?;
         let adjusted = product(&row)?;
+        let poked = if delta > 0 {
+            runs::poke_backorder_sensors(&tx, &adjusted.store_id, &[product_id], now).await?
+        } else {
+            0
+        };
         tx.commit().await?;
+        if poked > 0 {
+            self.signal.announce(Work::Steps);
+        }
         Ok(adjusted)
     }
 
@@ -857,7 +872,7 @@ fn product(row: &Row) -> Result<Product> {
     })
 }
 
-const LOCK_RESERVED: &str = "SELECT product_id, reserved FROM products
+const LOCK_RESERVED: &str = "SELECT product_id, on_hand, reserved FROM products
      WHERE store_id = $1 AND product_id = ANY($2) ORDER BY product_id FOR UPDATE";
 /// Sorted, so that concurrent imports create new rows in the same order and cannot deadlock
 /// waiting for each other's uncommitted inserts.
@@ -887,23 +902,27 @@ async fn upsert_products(
     tx: &Transaction<'_>,
     store_id: &StoreId,
     products: &[ProductInput],
-) -> Result<Vec<Product>> {
+) -> Result<(Vec<Product>, u64)> {
     let [lock, upsert] = prepare_all(tx, [LOCK_RESERVED, UPSERT_PRODUCTS]).await?;
     let ids: Vec<&str> = products.iter().map(|p| p.product_id.as_str()).collect();
-    let reserved: HashMap<String, i64> = tx
+    // (on_hand, reserved) of the products that exist.
+    let held: HashMap<String, (i64, i64)> = tx
         .query(&lock, &[&store_id.as_str(), &ids])
         .await?
         .iter()
-        .map(|row| Ok((row.try_get("product_id")?, row.try_get("reserved")?)))
+        .map(|row| {
+            Ok((
+                row.try_get("product_id")?,
+                (row.try_get("on_hand")?, row.try_get("reserved")?),
+            ))
+        })
         .collect::<Result<_>>()?;
     // Products are new (nothing reserved) or locked above, so these checks hold until commit.
     for product in products {
         StockLevel::new(
             product.on_hand,
-            reserved
-                .get(product.product_id.as_str())
-                .copied()
-                .unwrap_or(0),
+            held.get(product.product_id.as_str())
+                .map_or(0, |&(_, reserved)| reserved),
         )?;
     }
 
@@ -924,22 +943,36 @@ async fn upsert_products(
     let on_hands: Vec<i64> = rows.iter().map(|(p, _)| p.on_hand).collect();
     let created: Vec<i64> = rows.iter().map(|(_, created)| *created).collect();
     let updated: Vec<i64> = rows.iter().map(|(p, _)| micros(p.now)).collect();
-    tx.query(
-        &upsert,
-        &[
-            &store_id.as_str(),
-            &ids,
-            &names,
-            &categories,
-            &prices,
-            &currencies,
-            &on_hands,
-            &created,
-            &updated,
-        ],
-    )
-    .await?
-    .iter()
-    .map(product)
-    .collect()
+    let written = tx
+        .query(
+            &upsert,
+            &[
+                &store_id.as_str(),
+                &ids,
+                &names,
+                &categories,
+                &prices,
+                &currencies,
+                &on_hands,
+                &created,
+                &updated,
+            ],
+        )
+        .await?
+        .iter()
+        .map(product)
+        .collect::<Result<Vec<_>>>()?;
+    // Only a product that exists can have backorders: orders name products of the catalogue.
+    let raised: Vec<&str> = rows
+        .iter()
+        .filter(|(p, _)| {
+            held.get(p.product_id.as_str())
+                .is_some_and(|&(on_hand, _)| p.on_hand > on_hand)
+        })
+        .map(|(p, _)| p.product_id.as_str())
+        .collect();
+    let poked =
+        runs::poke_backorder_sensors(tx, store_id, &raised, micros(OffsetDateTime::now_utc()))
+            .await?;
+    Ok((written, poked))
 }

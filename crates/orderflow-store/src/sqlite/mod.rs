@@ -321,12 +321,17 @@ impl crate::Store for SqliteStore {
 
     async fn put_product(&self, store_id: &StoreId, product: ProductInput) -> Result<Product> {
         let store_id = store_id.clone();
-        self.writer
+        let (written, poked) = self
+            .writer
             .write(move |c| {
-                upsert_product(c, &store_id, &product)?;
-                read_product(c, &store_id, &product.product_id)
+                let poked = upsert_product(c, &store_id, &product)?;
+                Ok((read_product(c, &store_id, &product.product_id)?, poked))
             })
-            .await
+            .await?;
+        if poked > 0 {
+            self.wakers.wake(Work::Steps);
+        }
+        Ok(written)
     }
 
     async fn import_products(
@@ -335,14 +340,20 @@ impl crate::Store for SqliteStore {
         products: Vec<ProductInput>,
     ) -> Result<usize> {
         let store_id = store_id.clone();
-        self.writer
+        let (written, poked) = self
+            .writer
             .write(move |c| {
+                let mut poked = 0;
                 for product in &products {
-                    upsert_product(c, &store_id, product)?;
+                    poked += upsert_product(c, &store_id, product)?;
                 }
-                Ok(products.len())
+                Ok((products.len(), poked))
             })
-            .await
+            .await?;
+        if poked > 0 {
+            self.wakers.wake(Work::Steps);
+        }
+        Ok(written)
     }
 
     async fn get_product(&self, store_id: &StoreId, product_id: &ProductId) -> Result<Product> {
@@ -386,22 +397,33 @@ impl crate::Store for SqliteStore {
         delta: i64,
     ) -> Result<Product> {
         let (store_id, product_id) = (store_id.clone(), product_id.clone());
-        self.writer
+        let (adjusted, poked) = self
+            .writer
             .write(move |c| {
                 let (level, _, _) = read_level(c, &store_id, &product_id)?.ok_or(Error::NotFound)?;
                 let level = level.adjusted(delta)?;
+                let now = OffsetDateTime::now_utc();
                 c.prepare_cached(
                     "UPDATE products SET on_hand = ?1, updated_at = ?2 WHERE store_id = ?3 AND product_id = ?4",
                 )?
                 .execute(params![
                     level.on_hand(),
-                    micros(OffsetDateTime::now_utc()),
+                    micros(now),
                     store_id.as_str(),
                     product_id.as_str()
                 ])?;
-                read_product(c, &store_id, &product_id)
+                let poked = if delta > 0 {
+                    runs::poke_backorder_sensors(c, &store_id, product_id.as_str(), now)?
+                } else {
+                    0
+                };
+                Ok((read_product(c, &store_id, &product_id)?, poked))
             })
-            .await
+            .await?;
+        if poked > 0 {
+            self.wakers.wake(Work::Steps);
+        }
+        Ok(adjusted)
     }
 
     async fn place_order(&self, order: PlaceOrder) -> Result<Placement> {
@@ -981,13 +1003,17 @@ fn read_level(
     .transpose()
 }
 
-fn upsert_product(c: &Connection, store_id: &StoreId, product: &ProductInput) -> Result<()> {
+/// Returns how many backorder sensors a raised `on_hand` made due now.
+fn upsert_product(c: &Connection, store_id: &StoreId, product: &ProductInput) -> Result<usize> {
     read_store(c, store_id)?;
-    if let Some((level, _, _)) = read_level(c, store_id, &product.product_id)? {
+    // A new product has no backorders: orders can name only products that exist.
+    let raised = if let Some((level, _, _)) = read_level(c, store_id, &product.product_id)? {
         level.with_on_hand(product.on_hand)?;
+        product.on_hand > level.on_hand()
     } else {
         StockLevel::new(product.on_hand, 0)?;
-    }
+        false
+    };
     c.prepare_cached(
         "INSERT INTO products (store_id, product_id, name, category, price_minor, currency, on_hand, reserved, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?8)
@@ -1005,7 +1031,16 @@ fn upsert_product(c: &Connection, store_id: &StoreId, product: &ProductInput) ->
         product.on_hand,
         micros(product.now)
     ])?;
-    Ok(())
+    if raised {
+        runs::poke_backorder_sensors(
+            c,
+            store_id,
+            product.product_id.as_str(),
+            OffsetDateTime::now_utc(),
+        )
+    } else {
+        Ok(0)
+    }
 }
 
 fn change_reserved(
