@@ -153,11 +153,55 @@ impl TestApp {
         Self::spawn_with(backend, Duration::ZERO, Some(idle)).await
     }
 
+    /// Two nodes on one database, as `--role api` and `--role worker` run: the server on one
+    /// store handle without intake, and the intake worker and forwarder on a second handle
+    /// (on SQLite, whose announcements stay in the process, the same one), polling only every
+    /// `idle`: whatever they do sooner was announced by the other node.
+    pub async fn spawn_api_and_worker(backend: Backend, idle: Duration) -> Option<Self> {
+        let mut app = Self::spawn_with_nodes(backend, Duration::ZERO, None, None).await?;
+        let worker_store = match &app.scratch {
+            Some(db) => orderflow_store::open(db.url())
+                .await
+                .expect("open a second store handle"),
+            None => app.store.clone(),
+        };
+        let state = AppState::new(worker_store, Some(ADMIN));
+        let worker = WorkerConfig {
+            poll: idle,
+            ..WorkerConfig::default()
+        };
+        let forwarding = ForwardPolicy {
+            poll: idle,
+            ..fast_forwarding()
+        };
+        app.background = Some(Background::start(
+            &state,
+            worker,
+            forwarding,
+            Duration::ZERO,
+        ));
+        Some(app)
+    }
+
     /// `pipeline`: run the order pipeline, poking and polling every so often.
     async fn spawn_with(
         backend: Backend,
         pull_every: Duration,
         pipeline: Option<Duration>,
+    ) -> Option<Self> {
+        let worker = WorkerConfig {
+            poll: Duration::from_millis(20),
+            ..WorkerConfig::default()
+        };
+        Self::spawn_with_nodes(backend, pull_every, pipeline, Some(worker)).await
+    }
+
+    /// `intake`: the intake worker beside the server, with this configuration.
+    async fn spawn_with_nodes(
+        backend: Backend,
+        pull_every: Duration,
+        pipeline: Option<Duration>,
+        intake: Option<WorkerConfig>,
     ) -> Option<Self> {
         let dir = tempfile::tempdir().expect("temp dir");
         let (url, scratch) = match backend {
@@ -190,11 +234,8 @@ impl TestApp {
             (None, None)
         };
         let state = AppState::with_workflows(store.clone(), Some(ADMIN), control);
-        let worker = WorkerConfig {
-            poll: Duration::from_millis(20),
-            ..WorkerConfig::default()
-        };
-        let background = Background::start(&state, worker, fast_forwarding(), pull_every);
+        let background =
+            intake.map(|worker| Background::start(&state, worker, fast_forwarding(), pull_every));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(orderflow_server::serve(listener, state, async {
             let _ = stopped.await;
@@ -205,7 +246,7 @@ impl TestApp {
             store,
             providers,
             stop: Some(stop),
-            background: Some(background),
+            background,
             _dir: dir,
             scratch,
         })
