@@ -73,6 +73,8 @@ pub struct Forwarder {
 }
 
 impl Forwarder {
+    /// `wake` fires when forwards are made due: on a node, the store's
+    /// `work_signal(Work::Forwards)`, which hears every node's; `policy.poll` is the fallback.
     pub fn new(store: Arc<dyn Store>, wake: Arc<Notify>, policy: ForwardPolicy) -> Self {
         let http = reqwest::Client::builder()
             .timeout(policy.timeout)

@@ -152,7 +152,8 @@ pub struct ForwardedOrder<'a> {
 }
 
 impl Worker {
-    /// `wake` is notified by the HTTP edge after each stored delivery.
+    /// `wake` fires when deliveries are stored: on a node, the store's
+    /// `work_signal(Work::Deliveries)`, which hears every node's; `config.poll` is the fallback.
     pub fn new(store: Arc<dyn Store>, wake: Arc<Notify>, config: WorkerConfig) -> Self {
         Self {
             store,

@@ -20,7 +20,6 @@ use axum::http::{HeaderName, Request};
 use axum::routing::{get, post, put};
 use orderflow_store::Store;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
@@ -40,10 +39,6 @@ pub struct Services {
     pub admin_token_hash: Option<String>,
     pub keys: auth::KeyCache,
     pub metrics: metrics::Metrics,
-    /// Notified when a delivery is stored, so the intake worker starts on it at once.
-    pub intake_wake: Arc<Notify>,
-    /// Notified when forwards are made due by hand.
-    pub forward_wake: Arc<Notify>,
     pub stores: api::intake::StoreCache,
     /// Reads stored deliveries into orders as the intake worker does (VTEX's fetched from
     /// the OMS), for the rule preview.
@@ -98,8 +93,6 @@ impl AppState {
             admin_token_hash: admin_token.map(auth::hash_token),
             keys: auth::KeyCache::default(),
             metrics: metrics::Metrics::default(),
-            intake_wake: Arc::new(Notify::new()),
-            forward_wake: Arc::new(Notify::new()),
             stores: api::intake::StoreCache::default(),
             readings: orderflow_intake::reading::Reader::default(),
         }))
@@ -271,8 +264,9 @@ pub struct Background {
 }
 
 impl Background {
-    /// Starts them on the state's store, woken by the state's notifications; every store with
-    /// API credentials is pulled every `pull_every` (zero: never).
+    /// Starts them on the state's store, woken by its announcements of new deliveries and due
+    /// forwards (from this node or, on PostgreSQL, any node); every store with API credentials
+    /// is pulled every `pull_every` (zero: never).
     pub fn start(
         state: &AppState,
         worker: orderflow_intake::worker::WorkerConfig,
@@ -298,19 +292,17 @@ impl Background {
         let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
             let _ = stopped.wait_for(|stop| *stop).await;
         };
-        let intake = orderflow_intake::worker::Worker::new(
-            state.store.clone(),
-            state.intake_wake.clone(),
-            worker,
-        );
+        let deliveries = state.store.work_signal(orderflow_store::Work::Deliveries);
+        let intake =
+            orderflow_intake::worker::Worker::new(state.store.clone(), deliveries.clone(), worker);
         let forwarder = orderflow_intake::forward::Forwarder::new(
             state.store.clone(),
-            state.forward_wake.clone(),
+            state.store.work_signal(orderflow_store::Work::Forwards),
             forwarding,
         );
         let puller = orderflow_intake::pull::Puller::new(
             state.store.clone(),
-            state.intake_wake.clone(),
+            deliveries,
             orderflow_intake::pull::PullConfig::default(),
         );
         let tasks = vec![

@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use orderflow_connectors::signature::{base64_hmac_sha256, standard};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -135,6 +137,61 @@ async fn signed_shopify_order_becomes_one_order_forwarded_signed(backend: Backen
 }
 
 on_both_backends!(signed_shopify_order_becomes_one_order_forwarded_signed);
+
+/// The intake worker's and forwarder's poll on the worker node below: far longer than the
+/// test waits, so a delivery taken in and forwarded was announced.
+const LONG_POLL: Duration = Duration::from_secs(30);
+
+async fn a_webhook_received_by_an_api_node_is_taken_in_and_forwarded_by_a_worker_node_at_once(
+    backend: Backend,
+) {
+    let Some(app) = TestApp::spawn_api_and_worker(backend, LONG_POLL).await else {
+        return;
+    };
+    let sink = Sink::start(vec![Answer::Status(200)]).await;
+    courier_store(&app, "client", &sink, json!([])).await;
+    // The worker node's listener connects in the background; a first delivery may be found
+    // by the catch-up its connection wakes rather than by its announcement, so it is not
+    // the one measured.
+    let body = fixture("shopify/order_450789469_rest_fixture.json");
+    let reply = send_shopify(&app, "client", &body, "evt-warm-up").await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while sink.requests().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first delivery was never forwarded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Another order, so that it is forwarded too.
+    let mut other: Value = serde_json::from_slice(&body).expect("the fixture is JSON");
+    other["order"]["id"] = json!(450789470_u64);
+    let other = serde_json::to_vec(&other).expect("JSON");
+    let sent = tokio::time::Instant::now();
+    let reply = send_shopify(&app, "client", &other, "evt-measured").await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    while sink.requests().len() < 2 {
+        assert!(
+            sent.elapsed() < Duration::from_secs(2),
+            "the worker node took the delivery in and forwarded it only at its poll: {}",
+            app.get("/inbox?store_id=client", ADMIN).await.body
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let took = sent.elapsed();
+    assert!(
+        took < Duration::from_millis(1_000),
+        "taken in and forwarded {took:?} after the webhook, with the worker polling every {LONG_POLL:?}"
+    );
+    app.shutdown().await;
+}
+
+on_both_backends!(
+    a_webhook_received_by_an_api_node_is_taken_in_and_forwarded_by_a_worker_node_at_once,
+    multi_thread
+);
 
 async fn ten_concurrent_resends_make_one_order_and_one_forward(backend: Backend) {
     let Some(app) = TestApp::spawn_on(backend).await else {

@@ -200,6 +200,116 @@ async fn a_backordered_order_waits_for_stock_then_completes(backend: Backend) {
     app.shutdown().await;
 }
 
+/// The backorder sensor's poke interval (and the worker's poll) in the test below: far longer
+/// than the test waits, so an order that ships was woken by its restock.
+const LONG_POKE: Duration = Duration::from_secs(30);
+
+/// Waits until the order's `reserve_stock` sensor has poked once and sleeps until its next.
+async fn waiting_for_stock(app: &TestApp, order_id: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let runs = app.get(&format!("/runs?order_id={order_id}"), ADMIN).await;
+        if runs.body["runs"][0]["run_id"].is_string() {
+            let run = run_of(app, order_id).await;
+            let sensor = step(&run, "reserve_stock");
+            if sensor["status"] == "ready" && sensor["attempts"].as_u64() >= Some(1) {
+                return;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "order {order_id} never waited for stock"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// How long the order took to ship after `since`, failing past ten seconds (a third of the
+/// sensor's poke interval).
+async fn shipped_within(app: &TestApp, order_id: &str, since: tokio::time::Instant) -> Duration {
+    app.eventually(&format!("/orders/{order_id}"), |o| {
+        o["order_status"] == "shipped"
+    })
+    .await;
+    since.elapsed()
+}
+
+on_both_backends!(
+    a_restock_wakes_backordered_orders_first_come_first_served_without_waiting_for_the_next_poke,
+    multi_thread
+);
+async fn a_restock_wakes_backordered_orders_first_come_first_served_without_waiting_for_the_next_poke(
+    backend: Backend,
+) {
+    let Some(app) = TestApp::spawn_with_idle_pipeline(backend, LONG_POKE).await else {
+        return;
+    };
+    app.put_product("lamp", 0).await;
+    app.put_product("desk", 0).await;
+    let older = place(&app, &[("lamp", 2)], "pm_card_visa").await;
+    waiting_for_stock(&app, &older).await;
+    let younger = place(&app, &[("lamp", 1)], "pm_card_visa").await;
+    waiting_for_stock(&app, &younger).await;
+    let desk = place(&app, &[("desk", 1)], "pm_card_visa").await;
+    waiting_for_stock(&app, &desk).await;
+
+    // POST /products/{id}/stock: both lamp sensors poke now; the two lamps are the older
+    // order's, whichever pokes first.
+    let restocked = app
+        .post("/products/lamp/stock", ADMIN, json!({"delta": 2}))
+        .await;
+    assert_eq!(restocked.status, StatusCode::OK, "{}", restocked.body);
+    let took = shipped_within(&app, &older, tokio::time::Instant::now()).await;
+    assert!(
+        took < LONG_POKE / 3,
+        "the older order shipped after {took:?}"
+    );
+    let younger_now = app.get(&format!("/orders/{younger}"), ADMIN).await.body;
+    assert_eq!(
+        younger_now["order_status"], "backordered",
+        "first come, first served: the younger order waits for the next lamp"
+    );
+
+    // PUT /products/{id} raising on_hand: the younger order's sensor pokes now.
+    let since = tokio::time::Instant::now();
+    app.put_product("lamp", 1).await;
+    let took = shipped_within(&app, &younger, since).await;
+    assert!(
+        took < LONG_POKE / 3,
+        "the younger order shipped after {took:?}"
+    );
+
+    // A product import raising on_hand, as `orderflow import products` makes it.
+    let desk_now = app.get("/products/desk", ADMIN).await.body;
+    let store_id: orderflow_domain::StoreId = desk_now["store_id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .expect("the product's store");
+    let since = tokio::time::Instant::now();
+    app.store
+        .import_products(
+            &store_id,
+            vec![orderflow_store::ProductInput {
+                product_id: "desk".parse().expect("a product id"),
+                name: "Desk".into(),
+                category: None,
+                price_minor: 1250,
+                currency: "EUR".parse().expect("a currency"),
+                on_hand: 1,
+                now: time::OffsetDateTime::now_utc(),
+            }],
+        )
+        .await
+        .expect("imported");
+    let took = shipped_within(&app, &desk, since).await;
+    assert!(
+        took < LONG_POKE / 3,
+        "the desk order shipped after {took:?}"
+    );
+    assert_eq!(app.stock("lamp").await, (0, 0));
+    app.shutdown().await;
+}
+
 on_both_backends!(
     a_declined_payment_releases_the_stock_and_tells_the_customer,
     multi_thread

@@ -12,6 +12,7 @@ pub mod postgres;
 mod runs;
 pub mod scratch;
 pub mod sqlite;
+mod wake;
 
 use async_trait::async_trait;
 use orderflow_domain::{OrderId, ProductId, StoreId};
@@ -36,6 +37,22 @@ pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>> {
             url.split("://").next().unwrap_or_default()
         )))
     }
+}
+
+/// What the store announces when it commits some, each kind to its own workers
+/// ([`Store::work_signal`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Work {
+    /// Workflow steps to claim: a run started, a step made ready or due now.
+    Steps,
+    /// Inbox deliveries to process: a webhook or a pull stored one.
+    Deliveries,
+    /// Forwards due now: queued, or replayed by an operator.
+    Forwards,
+}
+
+impl Work {
+    pub const ALL: [Work; 3] = [Work::Steps, Work::Deliveries, Work::Forwards];
 }
 
 #[async_trait]
@@ -249,9 +266,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// When the earliest ready step falls due or the earliest lease runs out, so that an idle
     /// worker sleeps exactly as long as it may.
     async fn next_step_due(&self) -> Result<Option<OffsetDateTime>>;
-    /// Fires whenever new work may be claimable (a run started, a step made ready), on this
-    /// node and, on PostgreSQL, on every node.
-    fn work_signal(&self) -> std::sync::Arc<tokio::sync::Notify>;
+    /// Fires whenever new `work` of that kind may be claimable, on this node (SQLite: this
+    /// store handle) and, on PostgreSQL, on every node: announced after the commit that made
+    /// it, so whoever wakes finds it. Polling stays the fallback for a lost announcement.
+    fn work_signal(&self, work: Work) -> std::sync::Arc<tokio::sync::Notify>;
 
     /// Tries to become the one node that does `role`; `None` while another node holds it.
     async fn try_lead(&self, role: &str) -> Result<Option<Box<dyn Leadership>>>;

@@ -9,9 +9,10 @@ use orderflow_domain::OrderStatus;
 use orderflow_domain::id::time_ordered_id;
 use orderflow_store::{
     DeliveryStatus, Error, ForwardOutcome, ForwardStatus, Idempotency, InboxFilter, NewDelivery,
-    NewForward, OrderSource, PlaceOrder, Scope, Settlement, SourceUpdate, Store,
+    NewForward, OrderSource, PlaceOrder, Scope, Settlement, SourceUpdate, Store, Work,
 };
 use time::Duration;
+use tokio::sync::Notify;
 
 use support::*;
 
@@ -591,4 +592,119 @@ async fn a_pull_cursor_is_kept_per_store_and_stores_with_credentials_are_listed(
         .map(|s| s.store_id)
         .collect();
     assert_eq!(pulled, vec![shop]);
+}
+
+/// Two handles on one database: on PostgreSQL two stores opened on it, as two nodes would; on
+/// SQLite, whose announcements stay in the process that owns the file's writer, one handle.
+mod a_delivery_or_forward_stored_through_one_handle_wakes_the_workers_of_another {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        let (store, _file) = crate::support::sqlite().await;
+        super::a_delivery_or_forward_stored_through_one_handle_wakes_the_workers_of_another(
+            store.clone(),
+            store,
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        let Some((store, database)) = crate::support::postgres(module_path!()).await else {
+            return;
+        };
+        let other_node = database.open_again().await;
+        super::a_delivery_or_forward_stored_through_one_handle_wakes_the_workers_of_another(
+            store, other_node,
+        )
+        .await;
+    }
+}
+
+/// Far below the workers' poll intervals (and the "many seconds" a test would set), far above
+/// a `NOTIFY` round trip.
+const PROMPTLY: std::time::Duration = std::time::Duration::from_millis(200);
+
+async fn woken(signal: &Notify, within: std::time::Duration) -> bool {
+    tokio::time::timeout(within, signal.notified())
+        .await
+        .is_ok()
+}
+
+/// Takes the permit a signal keeps for a wake-up nobody waited for.
+async fn drain(signals: &[&Notify]) {
+    for signal in signals {
+        woken(signal, std::time::Duration::from_millis(1)).await;
+    }
+}
+
+async fn a_delivery_or_forward_stored_through_one_handle_wakes_the_workers_of_another(
+    receiving: Arc<dyn Store>,
+    working: Arc<dyn Store>,
+) {
+    let store_id = create_store(receiving.as_ref(), "shop").await;
+    let deliveries = working.work_signal(Work::Deliveries);
+    let forwards = working.work_signal(Work::Forwards);
+    let steps = working.work_signal(Work::Steps);
+
+    // The listener connects in the background; deliveries stored before it listens are found
+    // by the catch-up its connection wakes, not by their announcements, so wait until one is
+    // heard before measuring.
+    let mut heard = false;
+    for attempt in 0..50 {
+        receiving
+            .receive_delivery(delivery(&store_id, &format!("warm-up-{attempt}")))
+            .await
+            .expect("stored");
+        if woken(&deliveries, std::time::Duration::from_millis(100)).await {
+            heard = true;
+            break;
+        }
+    }
+    assert!(heard, "the working handle never heard a delivery");
+    // Late echoes of the warm-up (the local wake-up and the NOTIFY both arrive) die out.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    drain(&[&deliveries, &forwards, &steps]).await;
+    assert!(
+        !woken(&deliveries, std::time::Duration::from_millis(300)).await,
+        "nothing was stored, so nothing wakes the intake workers"
+    );
+
+    receiving
+        .receive_delivery(delivery(&store_id, "evt-1"))
+        .await
+        .expect("stored");
+    assert!(
+        woken(&deliveries, PROMPTLY).await,
+        "a stored delivery wakes the other handle's intake worker within {PROMPTLY:?}"
+    );
+    assert!(
+        !woken(&forwards, std::time::Duration::from_millis(1)).await
+            && !woken(&steps, std::time::Duration::from_millis(1)).await,
+        "a delivery wakes neither forwarders nor step workers"
+    );
+
+    let placed = receiving
+        .place_order(storefront_order(&store_id, "1", true))
+        .await
+        .expect("placed");
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    drain(&[&deliveries, &forwards, &steps]).await;
+    receiving
+        .queue_forward(
+            NewForward {
+                forward_id: "fwd_1".into(),
+                store_id: store_id.clone(),
+                order_id: placed.receipt.order_id,
+                delivery_id: None,
+                url: "http://127.0.0.1:9/orders".into(),
+                payload: r#"{"type":"order.created"}"#.into(),
+            },
+            now(),
+        )
+        .await
+        .expect("queued");
+    assert!(
+        woken(&forwards, PROMPTLY).await,
+        "a queued forward wakes the other handle's forwarder within {PROMPTLY:?}"
+    );
 }

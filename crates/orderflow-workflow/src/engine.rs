@@ -294,7 +294,7 @@ impl Worker {
     }
 
     async fn run(self: Arc<Self>) {
-        let signal = self.store.work_signal();
+        let signal = self.store.work_signal(orderflow_store::Work::Steps);
         let mut tasks = JoinSet::new();
         loop {
             while tasks.try_join_next().is_some() {}

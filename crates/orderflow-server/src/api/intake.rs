@@ -177,10 +177,10 @@ pub async fn receive(
             now,
         })
         .await?;
+    // The store announced a new delivery to the intake workers of every node.
     let status = if received.duplicate_of.is_some() {
         "duplicate"
     } else {
-        state.intake_wake.notify_one();
         "received"
     };
     Ok(Json(ReceivedBody {
@@ -480,7 +480,6 @@ pub async fn retry_forward(
         .retry_forward(&caller.scope(), &forward_id, OffsetDateTime::now_utc())
         .await
         .map_err(not_found_as("forward"))?;
-    state.forward_wake.notify_one();
     Ok(Json(forward_body(forward)))
 }
 
@@ -520,7 +519,6 @@ pub async fn retry_forwards(
         .store
         .retry_dead_forwards(&caller.scope(), OffsetDateTime::now_utc())
         .await?;
-    state.forward_wake.notify_one();
     Ok(Json(RetriedBody { retried }))
 }
 

@@ -138,16 +138,71 @@ impl TestApp {
     /// Like [`TestApp::spawn_on`], pulling every store with API credentials every
     /// `pull_every`.
     pub async fn spawn_pulling(backend: Backend, pull_every: Duration) -> Option<Self> {
-        Self::spawn_with(backend, pull_every, false).await
+        Self::spawn_with(backend, pull_every, None).await
     }
 
     /// A server whose orders run through the order pipeline, with a workflow worker and
     /// sandboxes for the payment provider, the carrier, the SMTP server and Slack.
     pub async fn spawn_with_pipeline(backend: Backend) -> Option<Self> {
-        Self::spawn_with(backend, Duration::ZERO, true).await
+        Self::spawn_with(backend, Duration::ZERO, Some(Duration::from_millis(50))).await
     }
 
-    async fn spawn_with(backend: Backend, pull_every: Duration, pipeline: bool) -> Option<Self> {
+    /// Like [`TestApp::spawn_with_pipeline`], but the backorder sensor pokes and the workflow
+    /// worker polls only every `idle`: whatever happens sooner was announced.
+    pub async fn spawn_with_idle_pipeline(backend: Backend, idle: Duration) -> Option<Self> {
+        Self::spawn_with(backend, Duration::ZERO, Some(idle)).await
+    }
+
+    /// Two nodes on one database, as `--role api` and `--role worker` run: the server on one
+    /// store handle without intake, and the intake worker and forwarder on a second handle
+    /// (on SQLite, whose announcements stay in the process, the same one), polling only every
+    /// `idle`: whatever they do sooner was announced by the other node.
+    pub async fn spawn_api_and_worker(backend: Backend, idle: Duration) -> Option<Self> {
+        let mut app = Self::spawn_with_nodes(backend, Duration::ZERO, None, None).await?;
+        let worker_store = match &app.scratch {
+            Some(db) => orderflow_store::open(db.url())
+                .await
+                .expect("open a second store handle"),
+            None => app.store.clone(),
+        };
+        let state = AppState::new(worker_store, Some(ADMIN));
+        let worker = WorkerConfig {
+            poll: idle,
+            ..WorkerConfig::default()
+        };
+        let forwarding = ForwardPolicy {
+            poll: idle,
+            ..fast_forwarding()
+        };
+        app.background = Some(Background::start(
+            &state,
+            worker,
+            forwarding,
+            Duration::ZERO,
+        ));
+        Some(app)
+    }
+
+    /// `pipeline`: run the order pipeline, poking and polling every so often.
+    async fn spawn_with(
+        backend: Backend,
+        pull_every: Duration,
+        pipeline: Option<Duration>,
+    ) -> Option<Self> {
+        let worker = WorkerConfig {
+            poll: Duration::from_millis(20),
+            ..WorkerConfig::default()
+        };
+        Self::spawn_with_nodes(backend, pull_every, pipeline, Some(worker)).await
+    }
+
+    /// `intake`: the intake worker beside the server, with this configuration.
+    async fn spawn_with_nodes(
+        backend: Backend,
+        pull_every: Duration,
+        pipeline: Option<Duration>,
+        intake: Option<WorkerConfig>,
+    ) -> Option<Self> {
         let dir = tempfile::tempdir().expect("temp dir");
         let (url, scratch) = match backend {
             Backend::Sqlite => (
@@ -172,18 +227,15 @@ impl TestApp {
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
-        let (providers, control) = if pipeline {
-            let (providers, control) = Providers::start(store.clone()).await;
+        let (providers, control) = if let Some(idle) = pipeline {
+            let (providers, control) = Providers::start(store.clone(), idle).await;
             (Some(providers), Some(control))
         } else {
             (None, None)
         };
         let state = AppState::with_workflows(store.clone(), Some(ADMIN), control);
-        let worker = WorkerConfig {
-            poll: Duration::from_millis(20),
-            ..WorkerConfig::default()
-        };
-        let background = Background::start(&state, worker, fast_forwarding(), pull_every);
+        let background =
+            intake.map(|worker| Background::start(&state, worker, fast_forwarding(), pull_every));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(orderflow_server::serve(listener, state, async {
             let _ = stopped.await;
@@ -194,7 +246,7 @@ impl TestApp {
             store,
             providers,
             stop: Some(stop),
-            background: Some(background),
+            background,
             _dir: dir,
             scratch,
         })
@@ -476,7 +528,8 @@ pub struct Providers {
 }
 
 impl Providers {
-    async fn start(store: Arc<dyn Store>) -> (Self, orderflow_workflow::Control) {
+    /// `idle`: how often the backorder sensor pokes and the worker looks for due steps.
+    async fn start(store: Arc<dyn Store>, idle: Duration) -> (Self, orderflow_workflow::Control) {
         use orderflow_adapters::{EasyPostCarrier, SlackWebhook, SmtpMailer, StripePayments};
         let payments = orderflow_sim::StripeSandbox::start("sk_test_pipeline")
             .await
@@ -503,7 +556,7 @@ impl Providers {
             .expect("an address"),
         };
         let timing = orderflow_pipeline::Timing {
-            backorder_poke: Duration::from_millis(50),
+            backorder_poke: idle,
             ..orderflow_pipeline::Timing::default()
         };
         let registry = Arc::new(
@@ -513,7 +566,7 @@ impl Providers {
             store.clone(),
             registry.clone(),
             orderflow_workflow::WorkerConfig {
-                poll_every: Duration::from_millis(50),
+                poll_every: idle,
                 ..orderflow_workflow::WorkerConfig::named("test-worker")
             },
         );

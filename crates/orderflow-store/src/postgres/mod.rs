@@ -60,6 +60,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row, Statement};
 
+use crate::Work;
 use crate::common::{self, from_micros, micros, parse};
 use crate::error::{Error, Result};
 use crate::model::*;
@@ -323,8 +324,12 @@ impl crate::Store for PostgresStore {
     async fn put_product(&self, store_id: &StoreId, product: ProductInput) -> Result<Product> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let written = upsert_products(&tx, store_id, std::slice::from_ref(&product)).await?;
+        let (written, poked) =
+            upsert_products(&tx, store_id, std::slice::from_ref(&product)).await?;
         tx.commit().await?;
+        if poked > 0 {
+            self.signal.announce(Work::Steps);
+        }
         written.into_iter().next().ok_or_else(|| {
             Error::Corrupt(format!("product {} was not written", product.product_id))
         })
@@ -337,8 +342,11 @@ impl crate::Store for PostgresStore {
     ) -> Result<usize> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        upsert_products(&tx, store_id, &products).await?;
+        let (_, poked) = upsert_products(&tx, store_id, &products).await?;
         tx.commit().await?;
+        if poked > 0 {
+            self.signal.announce(Work::Steps);
+        }
         // Generic plans are made from the statistics of their first use; a catalogue loaded in
         // bulk would otherwise be planned as the empty table it was, until autovacuum's ANALYZE.
         client.batch_execute("ANALYZE products").await?;
@@ -424,7 +432,15 @@ impl crate::Store for PostgresStore {
             .query_one(&update, &[&store_id, &product_id, &level.on_hand(), &now])
             .await?;
         let adjusted = product(&row)?;
+        let poked = if delta > 0 {
+            runs::poke_backorder_sensors(&tx, &adjusted.store_id, &[product_id], now).await?
+        } else {
+            0
+        };
         tx.commit().await?;
+        if poked > 0 {
+            self.signal.announce(Work::Steps);
+        }
         Ok(adjusted)
     }
 
@@ -432,7 +448,7 @@ impl crate::Store for PostgresStore {
         let mut client = self.pool.get().await?;
         let placement = orders::place_order(&mut client, &order).await?;
         if order.run.is_some() && !placement.replayed {
-            self.signal.announce();
+            self.signal.announce(Work::Steps);
         }
         Ok(placement)
     }
@@ -527,7 +543,11 @@ impl crate::Store for PostgresStore {
 
     async fn receive_delivery(&self, delivery: NewDelivery) -> Result<Received> {
         let client = self.pool.get().await?;
-        intake::receive(&client, &delivery).await
+        let received = intake::receive(&client, &delivery).await?;
+        if received.duplicate_of.is_none() {
+            self.signal.announce(Work::Deliveries);
+        }
+        Ok(received)
     }
 
     async fn claim_deliveries(
@@ -542,12 +562,20 @@ impl crate::Store for PostgresStore {
 
     async fn settle_delivery(&self, settlement: Settlement) -> Result<()> {
         let client = self.pool.get().await?;
-        intake::settle(&client, &settlement).await
+        intake::settle(&client, &settlement).await?;
+        if settlement.forward.is_some() {
+            self.signal.announce(Work::Forwards);
+        }
+        Ok(())
     }
 
     async fn queue_forward(&self, forward: NewForward, now: OffsetDateTime) -> Result<bool> {
         let client = self.pool.get().await?;
-        intake::queue_forward(&client, &forward, now).await
+        let queued = intake::queue_forward(&client, &forward, now).await?;
+        if queued {
+            self.signal.announce(Work::Forwards);
+        }
+        Ok(queued)
     }
 
     async fn get_delivery(&self, scope: &Scope, delivery_id: &str) -> Result<Delivery> {
@@ -670,19 +698,25 @@ impl crate::Store for PostgresStore {
         now: OffsetDateTime,
     ) -> Result<Forward> {
         let client = self.pool.get().await?;
-        intake::retry_forward(&client, scope, forward_id, now).await
+        let forward = intake::retry_forward(&client, scope, forward_id, now).await?;
+        self.signal.announce(Work::Forwards);
+        Ok(forward)
     }
 
     async fn retry_dead_forwards(&self, scope: &Scope, now: OffsetDateTime) -> Result<u64> {
         let client = self.pool.get().await?;
-        intake::retry_dead(&client, scope, now).await
+        let retried = intake::retry_dead(&client, scope, now).await?;
+        if retried > 0 {
+            self.signal.announce(Work::Forwards);
+        }
+        Ok(retried)
     }
 
     async fn start_run(&self, start: StartRun) -> Result<RunStarted> {
         let mut client = self.pool.get().await?;
         let started = runs::start_run(&mut client, &start).await?;
         if started.created {
-            self.signal.announce();
+            self.signal.announce(Work::Steps);
         }
         Ok(started)
     }
@@ -712,7 +746,7 @@ impl crate::Store for PostgresStore {
         let mut client = self.pool.get().await?;
         let finished = runs::finish(&mut client, &finish, planner.as_ref()).await?;
         if finished.left_ready > 0 {
-            self.signal.announce();
+            self.signal.announce(Work::Steps);
         }
         Ok(finished)
     }
@@ -726,7 +760,7 @@ impl crate::Store for PostgresStore {
     ) -> Result<Run> {
         let mut client = self.pool.get().await?;
         runs::cancel(&mut client, scope, run_id, now, planner.as_ref()).await?;
-        self.signal.announce();
+        self.signal.announce(Work::Steps);
         runs::read_run(&client, scope, run_id).await
     }
 
@@ -750,7 +784,7 @@ impl crate::Store for PostgresStore {
             planner.as_ref(),
         )
         .await?;
-        self.signal.announce();
+        self.signal.announce(Work::Steps);
         runs::read_run(&client, scope, run_id).await
     }
 
@@ -769,8 +803,8 @@ impl crate::Store for PostgresStore {
         runs::next_due(&client).await
     }
 
-    fn work_signal(&self) -> std::sync::Arc<tokio::sync::Notify> {
-        self.signal.subscribe()
+    fn work_signal(&self, work: Work) -> std::sync::Arc<tokio::sync::Notify> {
+        self.signal.subscribe(work)
     }
 
     async fn try_lead(&self, role: &str) -> Result<Option<Box<dyn Leadership>>> {
@@ -838,7 +872,7 @@ fn product(row: &Row) -> Result<Product> {
     })
 }
 
-const LOCK_RESERVED: &str = "SELECT product_id, reserved FROM products
+const LOCK_RESERVED: &str = "SELECT product_id, on_hand, reserved FROM products
      WHERE store_id = $1 AND product_id = ANY($2) ORDER BY product_id FOR UPDATE";
 /// Sorted, so that concurrent imports create new rows in the same order and cannot deadlock
 /// waiting for each other's uncommitted inserts.
@@ -868,23 +902,27 @@ async fn upsert_products(
     tx: &Transaction<'_>,
     store_id: &StoreId,
     products: &[ProductInput],
-) -> Result<Vec<Product>> {
+) -> Result<(Vec<Product>, u64)> {
     let [lock, upsert] = prepare_all(tx, [LOCK_RESERVED, UPSERT_PRODUCTS]).await?;
     let ids: Vec<&str> = products.iter().map(|p| p.product_id.as_str()).collect();
-    let reserved: HashMap<String, i64> = tx
+    // (on_hand, reserved) of the products that exist.
+    let held: HashMap<String, (i64, i64)> = tx
         .query(&lock, &[&store_id.as_str(), &ids])
         .await?
         .iter()
-        .map(|row| Ok((row.try_get("product_id")?, row.try_get("reserved")?)))
+        .map(|row| {
+            Ok((
+                row.try_get("product_id")?,
+                (row.try_get("on_hand")?, row.try_get("reserved")?),
+            ))
+        })
         .collect::<Result<_>>()?;
     // Products are new (nothing reserved) or locked above, so these checks hold until commit.
     for product in products {
         StockLevel::new(
             product.on_hand,
-            reserved
-                .get(product.product_id.as_str())
-                .copied()
-                .unwrap_or(0),
+            held.get(product.product_id.as_str())
+                .map_or(0, |&(_, reserved)| reserved),
         )?;
     }
 
@@ -905,22 +943,36 @@ async fn upsert_products(
     let on_hands: Vec<i64> = rows.iter().map(|(p, _)| p.on_hand).collect();
     let created: Vec<i64> = rows.iter().map(|(_, created)| *created).collect();
     let updated: Vec<i64> = rows.iter().map(|(p, _)| micros(p.now)).collect();
-    tx.query(
-        &upsert,
-        &[
-            &store_id.as_str(),
-            &ids,
-            &names,
-            &categories,
-            &prices,
-            &currencies,
-            &on_hands,
-            &created,
-            &updated,
-        ],
-    )
-    .await?
-    .iter()
-    .map(product)
-    .collect()
+    let written = tx
+        .query(
+            &upsert,
+            &[
+                &store_id.as_str(),
+                &ids,
+                &names,
+                &categories,
+                &prices,
+                &currencies,
+                &on_hands,
+                &created,
+                &updated,
+            ],
+        )
+        .await?
+        .iter()
+        .map(product)
+        .collect::<Result<Vec<_>>>()?;
+    // Only a product that exists can have backorders: orders name products of the catalogue.
+    let raised: Vec<&str> = rows
+        .iter()
+        .filter(|(p, _)| {
+            held.get(p.product_id.as_str())
+                .is_some_and(|&(on_hand, _)| p.on_hand > on_hand)
+        })
+        .map(|(p, _)| p.product_id.as_str())
+        .collect();
+    let poked =
+        runs::poke_backorder_sensors(tx, store_id, &raised, micros(OffsetDateTime::now_utc()))
+            .await?;
+    Ok((written, poked))
 }

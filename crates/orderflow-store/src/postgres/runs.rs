@@ -981,3 +981,42 @@ pub(super) async fn record_alert(
         Err(Error::NotFound)
     }
 }
+
+/// Makes the sensors waiting between pokes in the running runs of orders backordered on any
+/// of `product_ids` due at `now` (Unix µs), in the transaction that raised their stock;
+/// returns how many. A restock would otherwise reach them only at their next poke. Which of
+/// them gets the stock stays `fill_backorder`'s decision (first come, first served), not the
+/// order they run in. The steps are locked in key order, so two restocks touching the same
+/// runs queue instead of deadlocking; the products were locked before, as every writer does.
+pub(super) async fn poke_backorder_sensors(
+    tx: &Transaction<'_>,
+    store_id: &StoreId,
+    product_ids: &[&str],
+    now: i64,
+) -> Result<u64> {
+    if product_ids.is_empty() {
+        return Ok(0);
+    }
+    let statement = tx
+        .prepare_cached(concat!(
+            "WITH due AS (
+                 SELECT s.run_id, s.step FROM run_steps s JOIN runs r ON r.run_id = s.run_id
+                 WHERE r.order_id IN (SELECT b.order_id FROM backorders b
+                                      JOIN orders o ON o.order_id = b.order_id
+                                      WHERE o.store_id = $1 AND b.product_id = ANY($2))
+                   AND r.status = 'running' AND s.status = 'ready' AND s.poking
+                   AND s.due_at > ",
+            at_micros!("$3"),
+            "
+                 ORDER BY s.run_id, s.step
+                 FOR UPDATE OF s
+             )
+             UPDATE run_steps s SET due_at = ",
+            at_micros!("$3"),
+            " FROM due WHERE s.run_id = due.run_id AND s.step = due.step"
+        ))
+        .await?;
+    Ok(tx
+        .execute(&statement, &[&store_id.as_str(), &product_ids, &now])
+        .await?)
+}

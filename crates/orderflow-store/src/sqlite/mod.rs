@@ -19,10 +19,12 @@ use orderflow_domain::{
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use time::OffsetDateTime;
 
+use crate::Work;
 use crate::common::{self, from_micros, live_statuses_sql, micros, parse};
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::runs::*;
+use crate::wake::Wakers;
 use writer::Writer;
 
 mod embedded {
@@ -47,8 +49,9 @@ fn is_unique_violation(error: &rusqlite::Error) -> bool {
 #[derive(Debug)]
 pub struct SqliteStore {
     writer: Writer,
-    /// In-process wake-up for workers: one process owns the file's writer.
-    work: Arc<tokio::sync::Notify>,
+    /// In-process wake-ups for workers, per kind of work: one process owns the file's writer,
+    /// so its workers are the only ones to wake.
+    wakers: Arc<Wakers>,
     /// Roles held by someone in this process: the file has one writer process, so leading
     /// within it is leading.
     leaders: Arc<Mutex<std::collections::HashSet<String>>>,
@@ -162,7 +165,7 @@ impl SqliteStore {
             });
             Ok(Self {
                 writer,
-                work: Arc::new(tokio::sync::Notify::new()),
+                wakers: Arc::default(),
                 leaders: Arc::default(),
                 readers,
                 _checkpointer: checkpointer,
@@ -318,12 +321,17 @@ impl crate::Store for SqliteStore {
 
     async fn put_product(&self, store_id: &StoreId, product: ProductInput) -> Result<Product> {
         let store_id = store_id.clone();
-        self.writer
+        let (written, poked) = self
+            .writer
             .write(move |c| {
-                upsert_product(c, &store_id, &product)?;
-                read_product(c, &store_id, &product.product_id)
+                let poked = upsert_product(c, &store_id, &product)?;
+                Ok((read_product(c, &store_id, &product.product_id)?, poked))
             })
-            .await
+            .await?;
+        if poked > 0 {
+            self.wakers.wake(Work::Steps);
+        }
+        Ok(written)
     }
 
     async fn import_products(
@@ -332,14 +340,20 @@ impl crate::Store for SqliteStore {
         products: Vec<ProductInput>,
     ) -> Result<usize> {
         let store_id = store_id.clone();
-        self.writer
+        let (written, poked) = self
+            .writer
             .write(move |c| {
+                let mut poked = 0;
                 for product in &products {
-                    upsert_product(c, &store_id, product)?;
+                    poked += upsert_product(c, &store_id, product)?;
                 }
-                Ok(products.len())
+                Ok((products.len(), poked))
             })
-            .await
+            .await?;
+        if poked > 0 {
+            self.wakers.wake(Work::Steps);
+        }
+        Ok(written)
     }
 
     async fn get_product(&self, store_id: &StoreId, product_id: &ProductId) -> Result<Product> {
@@ -383,29 +397,40 @@ impl crate::Store for SqliteStore {
         delta: i64,
     ) -> Result<Product> {
         let (store_id, product_id) = (store_id.clone(), product_id.clone());
-        self.writer
+        let (adjusted, poked) = self
+            .writer
             .write(move |c| {
                 let (level, _, _) = read_level(c, &store_id, &product_id)?.ok_or(Error::NotFound)?;
                 let level = level.adjusted(delta)?;
+                let now = OffsetDateTime::now_utc();
                 c.prepare_cached(
                     "UPDATE products SET on_hand = ?1, updated_at = ?2 WHERE store_id = ?3 AND product_id = ?4",
                 )?
                 .execute(params![
                     level.on_hand(),
-                    micros(OffsetDateTime::now_utc()),
+                    micros(now),
                     store_id.as_str(),
                     product_id.as_str()
                 ])?;
-                read_product(c, &store_id, &product_id)
+                let poked = if delta > 0 {
+                    runs::poke_backorder_sensors(c, &store_id, product_id.as_str(), now)?
+                } else {
+                    0
+                };
+                Ok((read_product(c, &store_id, &product_id)?, poked))
             })
-            .await
+            .await?;
+        if poked > 0 {
+            self.wakers.wake(Work::Steps);
+        }
+        Ok(adjusted)
     }
 
     async fn place_order(&self, order: PlaceOrder) -> Result<Placement> {
         let starts_run = order.run.is_some();
         let placement = self.writer.write(move |c| place_order(c, &order)).await?;
         if starts_run && !placement.replayed {
-            self.work.notify_one();
+            self.wakers.wake(Work::Steps);
         }
         Ok(placement)
     }
@@ -511,9 +536,14 @@ impl crate::Store for SqliteStore {
     }
 
     async fn receive_delivery(&self, delivery: NewDelivery) -> Result<Received> {
-        self.writer
+        let received = self
+            .writer
             .write(move |c| intake::receive(c, &delivery))
-            .await
+            .await?;
+        if received.duplicate_of.is_none() {
+            self.wakers.wake(Work::Deliveries);
+        }
+        Ok(received)
     }
 
     async fn claim_deliveries(
@@ -528,15 +558,25 @@ impl crate::Store for SqliteStore {
     }
 
     async fn settle_delivery(&self, settlement: Settlement) -> Result<()> {
+        let forwards = settlement.forward.is_some();
         self.writer
             .write(move |c| intake::settle(c, &settlement))
-            .await
+            .await?;
+        if forwards {
+            self.wakers.wake(Work::Forwards);
+        }
+        Ok(())
     }
 
     async fn queue_forward(&self, forward: NewForward, now: OffsetDateTime) -> Result<bool> {
-        self.writer
+        let queued = self
+            .writer
             .write(move |c| intake::queue_forward(c, &forward, now))
-            .await
+            .await?;
+        if queued {
+            self.wakers.wake(Work::Forwards);
+        }
+        Ok(queued)
     }
 
     async fn get_delivery(&self, scope: &Scope, delivery_id: &str) -> Result<Delivery> {
@@ -669,16 +709,24 @@ impl crate::Store for SqliteStore {
         now: OffsetDateTime,
     ) -> Result<Forward> {
         let (scope, forward_id) = (scope.clone(), forward_id.to_owned());
-        self.writer
+        let forward = self
+            .writer
             .write(move |c| intake::retry_forward(c, &scope, &forward_id, now))
-            .await
+            .await?;
+        self.wakers.wake(Work::Forwards);
+        Ok(forward)
     }
 
     async fn retry_dead_forwards(&self, scope: &Scope, now: OffsetDateTime) -> Result<u64> {
         let scope = scope.clone();
-        self.writer
+        let retried = self
+            .writer
             .write(move |c| intake::retry_dead(c, &scope, now))
-            .await
+            .await?;
+        if retried > 0 {
+            self.wakers.wake(Work::Forwards);
+        }
+        Ok(retried)
     }
 
     async fn start_run(&self, start: StartRun) -> Result<RunStarted> {
@@ -695,7 +743,7 @@ impl crate::Store for SqliteStore {
             })
             .await?;
         if started.created {
-            self.work.notify_one();
+            self.wakers.wake(Work::Steps);
         }
         Ok(started)
     }
@@ -728,7 +776,7 @@ impl crate::Store for SqliteStore {
             .write(move |c| runs::finish(c, &finish, planner.as_ref()))
             .await?;
         if finished.left_ready > 0 {
-            self.work.notify_one();
+            self.wakers.wake(Work::Steps);
         }
         Ok(finished)
     }
@@ -748,7 +796,7 @@ impl crate::Store for SqliteStore {
                 runs::read_run(c, &scope, &run_id)
             })
             .await?;
-        self.work.notify_one();
+        self.wakers.wake(Work::Steps);
         Ok(run)
     }
 
@@ -769,7 +817,7 @@ impl crate::Store for SqliteStore {
                 runs::read_run(c, &scope, &run_id)
             })
             .await?;
-        self.work.notify_one();
+        self.wakers.wake(Work::Steps);
         Ok(run)
     }
 
@@ -787,8 +835,8 @@ impl crate::Store for SqliteStore {
         self.read(runs::next_due).await
     }
 
-    fn work_signal(&self) -> Arc<tokio::sync::Notify> {
-        self.work.clone()
+    fn work_signal(&self, work: Work) -> Arc<tokio::sync::Notify> {
+        self.wakers.of(work).clone()
     }
 
     async fn try_lead(&self, role: &str) -> Result<Option<Box<dyn Leadership>>> {
@@ -955,13 +1003,17 @@ fn read_level(
     .transpose()
 }
 
-fn upsert_product(c: &Connection, store_id: &StoreId, product: &ProductInput) -> Result<()> {
+/// Returns how many backorder sensors a raised `on_hand` made due now.
+fn upsert_product(c: &Connection, store_id: &StoreId, product: &ProductInput) -> Result<usize> {
     read_store(c, store_id)?;
-    if let Some((level, _, _)) = read_level(c, store_id, &product.product_id)? {
+    // A new product has no backorders: orders can name only products that exist.
+    let raised = if let Some((level, _, _)) = read_level(c, store_id, &product.product_id)? {
         level.with_on_hand(product.on_hand)?;
+        product.on_hand > level.on_hand()
     } else {
         StockLevel::new(product.on_hand, 0)?;
-    }
+        false
+    };
     c.prepare_cached(
         "INSERT INTO products (store_id, product_id, name, category, price_minor, currency, on_hand, reserved, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?8)
@@ -979,7 +1031,16 @@ fn upsert_product(c: &Connection, store_id: &StoreId, product: &ProductInput) ->
         product.on_hand,
         micros(product.now)
     ])?;
-    Ok(())
+    if raised {
+        runs::poke_backorder_sensors(
+            c,
+            store_id,
+            product.product_id.as_str(),
+            OffsetDateTime::now_utc(),
+        )
+    } else {
+        Ok(0)
+    }
 }
 
 fn change_reserved(

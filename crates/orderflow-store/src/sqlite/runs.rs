@@ -734,3 +734,24 @@ pub(super) fn record_alert(
         Err(Error::NotFound)
     }
 }
+
+/// Makes the sensors waiting between pokes in the running runs of orders backordered on
+/// `product_id` due at `now`, in the transaction that raised its stock; returns how many.
+/// A restock would otherwise reach them only at their next poke. Which of them gets the
+/// stock stays `fill_backorder`'s decision (first come, first served), not the order they run.
+pub(super) fn poke_backorder_sensors(
+    c: &Connection,
+    store_id: &StoreId,
+    product_id: &str,
+    now: OffsetDateTime,
+) -> Result<usize> {
+    Ok(c.prepare_cached(
+        "UPDATE run_steps SET due_at = ?3
+         WHERE status = 'ready' AND poking AND due_at > ?3
+           AND run_id IN (SELECT r.run_id FROM runs r
+                          JOIN backorders b ON b.order_id = r.order_id
+                          JOIN orders o ON o.order_id = b.order_id
+                          WHERE b.product_id = ?2 AND o.store_id = ?1 AND r.status = 'running')",
+    )?
+    .execute(params![store_id.as_str(), product_id, micros(now)])?)
+}

@@ -87,6 +87,21 @@ pub async fn postgres(test: &str) -> Option<(Arc<dyn Store>, Database)> {
 #[derive(Debug)]
 pub struct Database(Option<ScratchDatabase>);
 
+impl Database {
+    /// Another handle on this database, with a pool and listener of its own: what a second
+    /// node sharing the database opens.
+    pub async fn open_again(&self) -> Arc<dyn Store> {
+        let url = self
+            .0
+            .as_ref()
+            .expect("the database lives until the guard drops")
+            .url();
+        orderflow_store::open(url)
+            .await
+            .unwrap_or_else(|error| panic!("a second PostgreSQL store opens on {url}: {error:?}"))
+    }
+}
+
 impl Drop for Database {
     fn drop(&mut self) {
         let Some(scratch) = self.0.take() else { return };
