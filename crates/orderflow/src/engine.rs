@@ -1,5 +1,6 @@
 //! Wiring the workflow engine into a node: the order pipeline's adapters (real providers when
-//! configured, in-process sandboxes otherwise), and the parts a node's role runs.
+//! configured, in-process sandboxes otherwise), the scheduled storefront pulls, and the parts
+//! a node's role runs.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,12 +12,14 @@ use orderflow_adapters::{
     SlackWebhook, SmtpMailer, StripePayments,
 };
 use orderflow_domain::Address;
-use orderflow_pipeline::{OperationsAlerts, Services, Timing};
+use orderflow_intake::pull::{PullConfig, Puller};
+use orderflow_pipeline::{OperationsAlerts, Pulls, Services, Timing};
 use orderflow_sim::{EasyPostSandbox, SlackSink, SmtpSink, StripeSandbox};
 use orderflow_store::Store;
 use orderflow_workflow::{
-    AlertDispatcher, Control, Registry, Scheduler, Worker, WorkerConfig, WorkerHandle,
+    AlertDispatcher, Control, Cron, Scheduler, Worker, WorkerConfig, WorkerHandle,
 };
+use tokio::sync::Notify;
 
 /// What a node does. Several nodes on one PostgreSQL database divide the work by role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -77,6 +80,14 @@ pub struct EngineArgs {
     /// Names this node's worker in leases (default: host and process id).
     #[arg(long, env = "ORDERFLOW_WORKER_ID")]
     pub worker_id: Option<String>,
+    /// When the storefront pulls run: a five-field cron expression in UTC, or `off`.
+    #[arg(
+        long,
+        env = "ORDERFLOW_PULL_CRON",
+        default_value = orderflow_pipeline::pulls::DEFAULT_PULL_CRON,
+        value_parser = parse_pull_schedule,
+    )]
+    pub pull_cron: PullSchedule,
     /// How often a backordered order looks for stock, in milliseconds.
     #[arg(long, default_value_t = 2000)]
     pub backorder_poke_ms: u64,
@@ -92,6 +103,8 @@ pub struct EngineArgs {
 impl EngineArgs {
     /// Every role, with in-process sandboxes for every provider: for `demo` and `bench`.
     pub fn sandboxed() -> Self {
+        let pulls = Cron::parse(orderflow_pipeline::pulls::DEFAULT_PULL_CRON)
+            .expect("the default pull schedule is a valid cron expression");
         Self {
             role: NodeRole::All,
             no_pipeline: false,
@@ -105,6 +118,7 @@ impl EngineArgs {
             slack_webhook: None,
             alert_email: None,
             worker_id: None,
+            pull_cron: PullSchedule(Some(pulls)),
             backorder_poke_ms: 2000,
             sandbox_alerts: true,
             observer: None,
@@ -114,6 +128,20 @@ impl EngineArgs {
     pub fn runs_workers(&self) -> bool {
         matches!(self.role, NodeRole::Worker | NodeRole::All)
     }
+}
+
+/// The storefront pulls' schedule: `None` turns them off.
+#[derive(Debug, Clone)]
+pub struct PullSchedule(pub Option<Cron>);
+
+fn parse_pull_schedule(text: &str) -> Result<PullSchedule, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(PullSchedule(None));
+    }
+    Cron::parse(text)
+        .map(|cron| PullSchedule(Some(cron)))
+        .map_err(|error| error.to_string())
 }
 
 /// Sandboxes standing in for providers that were not configured; kept alive with the node.
@@ -163,71 +191,28 @@ fn warehouse() -> Address {
 }
 
 impl Engine {
-    pub async fn start(store: Arc<dyn Store>, args: &EngineArgs) -> anyhow::Result<Self> {
-        let mut sandboxes = Sandboxes::default();
-        let payments: Arc<dyn PaymentGateway> = match &args.payments_url {
-            Some(url) => Arc::new(StripePayments::new(url, &args.payments_key)?),
-            None => {
-                let sandbox = StripeSandbox::start(&args.payments_key).await?;
-                tracing::warn!(url = %sandbox.url(), "no payments provider configured: using an in-process sandbox");
-                let client = StripePayments::new(sandbox.url(), &args.payments_key)?;
-                sandboxes.payments = Some(sandbox);
-                Arc::new(client)
-            }
-        };
-        let carrier: Arc<dyn Carrier> = match &args.carrier_url {
-            Some(url) => Arc::new(EasyPostCarrier::new(url, &args.carrier_key)?),
-            None => {
-                let sandbox = EasyPostSandbox::start(&args.carrier_key).await?;
-                tracing::warn!(url = %sandbox.url(), "no carrier configured: using an in-process sandbox");
-                let client = EasyPostCarrier::new(sandbox.url(), &args.carrier_key)?;
-                sandboxes.carrier = Some(sandbox);
-                Arc::new(client)
-            }
-        };
-        let mailer: Arc<dyn Mailer> = match &args.smtp_url {
-            Some(url) => Arc::new(SmtpMailer::new(url)?),
-            None => {
-                let sink = SmtpSink::start().await.context("starting the SMTP sink")?;
-                tracing::warn!(url = %sink.url(), "no SMTP server configured: mail goes to an in-process sink");
-                let client = SmtpMailer::new(&sink.url())?;
-                sandboxes.mail = Some(sink);
-                Arc::new(client)
-            }
-        };
-        let mut alerters: Vec<Arc<dyn Alerter>> = Vec::new();
-        if let Some(url) = &args.slack_webhook {
-            alerters.push(Arc::new(SlackWebhook::new(url)?));
-        }
-        if let Some(to) = &args.alert_email {
-            alerters.push(Arc::new(EmailAlerter::new(
-                mailer.clone(),
-                args.mail_from.clone(),
-                to.clone(),
-            )));
-        }
-        if alerters.is_empty() && args.sandbox_alerts {
-            let sink = SlackSink::start()
-                .await
-                .context("starting the Slack sandbox")?;
-            alerters.push(Arc::new(SlackWebhook::new(sink.webhook_url())?));
-            sandboxes.slack = Some(sink);
-        } else if alerters.is_empty() {
-            alerters.push(Arc::new(LoggedAlerts));
-        }
-        let services = Services {
-            store: store.clone(),
-            payments,
-            carrier,
-            mailer,
-            sender: args.mail_from.clone(),
-            warehouse: warehouse(),
-        };
+    /// Starts the engine's parts for `args.role`; the scheduled pulls notify `intake_wake`
+    /// (the intake worker's) after storing deliveries.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        args: &EngineArgs,
+        intake_wake: Arc<Notify>,
+    ) -> anyhow::Result<Self> {
         let timing = Timing {
             backorder_poke: Duration::from_millis(args.backorder_poke_ms.max(10)),
             ..Timing::default()
         };
-        let registry: Arc<Registry> = Arc::new(orderflow_pipeline::registry(services, timing)?);
+        let pulls = args.pull_cron.0.clone();
+        let mut sandboxes = Sandboxes::default();
+        let (services, alerters) = services(store.clone(), args, &mut sandboxes).await?;
+        let puller = Puller::new(store.clone(), intake_wake, PullConfig::default());
+        let pulls = Pulls {
+            puller,
+            schedule: pulls,
+        };
+        let registry = orderflow_pipeline::registry(services, timing, pulls)?;
+        let alerts = args.runs_workers().then_some(alerters);
+        let registry = Arc::new(registry);
         let control = Control::new(store.clone(), registry.clone());
         let worker_id = args.worker_id.clone().unwrap_or_else(|| {
             format!(
@@ -236,23 +221,24 @@ impl Engine {
                 std::process::id()
             )
         });
-        let (worker, alerts) = if args.runs_workers() {
-            let lease = Duration::from_secs(args.lease_seconds.max(1));
-            let config = WorkerConfig {
-                lease,
-                heartbeat_every: lease / 3,
-                observer: args.observer.clone(),
-                ..WorkerConfig::named(worker_id)
-            };
-            let worker = Worker::start(store.clone(), registry.clone(), config);
-            let alerts = AlertDispatcher::start(
-                store.clone(),
-                Arc::new(OperationsAlerts(Arc::new(Alerters(alerters)))),
-                Duration::from_secs(1),
-            );
-            (Some(worker), Some(alerts))
-        } else {
-            (None, None)
+        let (worker, alerts) = match alerts {
+            Some(alerters) => {
+                let lease = Duration::from_secs(args.lease_seconds.max(1));
+                let config = WorkerConfig {
+                    lease,
+                    heartbeat_every: lease / 3,
+                    observer: args.observer.clone(),
+                    ..WorkerConfig::named(worker_id)
+                };
+                let worker = Worker::start(store.clone(), registry.clone(), config);
+                let alerts = AlertDispatcher::start(
+                    store.clone(),
+                    Arc::new(OperationsAlerts(Arc::new(Alerters(alerters)))),
+                    Duration::from_secs(1),
+                );
+                (Some(worker), Some(alerts))
+            }
+            None => (None, None),
         };
         let scheduler = matches!(args.role, NodeRole::Scheduler | NodeRole::All)
             .then(|| Scheduler::start(store, registry));
@@ -264,4 +250,72 @@ impl Engine {
             _scheduler: scheduler,
         })
     }
+}
+
+/// The pipeline's providers and the operations alerters: those configured, and in-process
+/// sandboxes for the others.
+async fn services(
+    store: Arc<dyn Store>,
+    args: &EngineArgs,
+    sandboxes: &mut Sandboxes,
+) -> anyhow::Result<(Services, Vec<Arc<dyn Alerter>>)> {
+    let payments: Arc<dyn PaymentGateway> = match &args.payments_url {
+        Some(url) => Arc::new(StripePayments::new(url, &args.payments_key)?),
+        None => {
+            let sandbox = StripeSandbox::start(&args.payments_key).await?;
+            tracing::warn!(url = %sandbox.url(), "no payments provider configured: using an in-process sandbox");
+            let client = StripePayments::new(sandbox.url(), &args.payments_key)?;
+            sandboxes.payments = Some(sandbox);
+            Arc::new(client)
+        }
+    };
+    let carrier: Arc<dyn Carrier> = match &args.carrier_url {
+        Some(url) => Arc::new(EasyPostCarrier::new(url, &args.carrier_key)?),
+        None => {
+            let sandbox = EasyPostSandbox::start(&args.carrier_key).await?;
+            tracing::warn!(url = %sandbox.url(), "no carrier configured: using an in-process sandbox");
+            let client = EasyPostCarrier::new(sandbox.url(), &args.carrier_key)?;
+            sandboxes.carrier = Some(sandbox);
+            Arc::new(client)
+        }
+    };
+    let mailer: Arc<dyn Mailer> = match &args.smtp_url {
+        Some(url) => Arc::new(SmtpMailer::new(url)?),
+        None => {
+            let sink = SmtpSink::start().await.context("starting the SMTP sink")?;
+            tracing::warn!(url = %sink.url(), "no SMTP server configured: mail goes to an in-process sink");
+            let client = SmtpMailer::new(&sink.url())?;
+            sandboxes.mail = Some(sink);
+            Arc::new(client)
+        }
+    };
+    let mut alerters: Vec<Arc<dyn Alerter>> = Vec::new();
+    if let Some(url) = &args.slack_webhook {
+        alerters.push(Arc::new(SlackWebhook::new(url)?));
+    }
+    if let Some(to) = &args.alert_email {
+        alerters.push(Arc::new(EmailAlerter::new(
+            mailer.clone(),
+            args.mail_from.clone(),
+            to.clone(),
+        )));
+    }
+    if alerters.is_empty() && args.sandbox_alerts {
+        let sink = SlackSink::start()
+            .await
+            .context("starting the Slack sandbox")?;
+        alerters.push(Arc::new(SlackWebhook::new(sink.webhook_url())?));
+        sandboxes.slack = Some(sink);
+    } else if alerters.is_empty() {
+        alerters.push(Arc::new(LoggedAlerts));
+    }
+    let services = Services {
+        store,
+        payments,
+        carrier,
+        mailer,
+        sender: args.mail_from.clone(),
+        warehouse: warehouse(),
+    };
+    Ok((services, alerters))
 }

@@ -9,9 +9,10 @@ use orderflow_intake::forward::ForwardPolicy;
 use orderflow_intake::pull::DEFAULT_PULL_EVERY;
 use orderflow_intake::worker::WorkerConfig;
 use orderflow_server::auth::{issue_key, new_token};
-use orderflow_server::{AppState, Background};
+use orderflow_server::{AppState, Background, PullTimer};
 use orderflow_store::{Role, Store};
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 
 use crate::RoleArg;
 use crate::engine::{Engine, EngineArgs};
@@ -38,19 +39,29 @@ pub async fn serve(
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
+    let intake_wake = Arc::new(Notify::new());
     let running = if engine.no_pipeline {
         None
     } else {
-        Some(Engine::start(store.clone(), engine).await?)
+        Some(Engine::start(store.clone(), engine, intake_wake.clone()).await?)
     };
     let control = running.as_ref().map(|r| r.control.clone());
-    let state = AppState::with_workflows(store, admin_token.as_deref(), control);
+    // With the engine, the pulls are its `storefront_pulls` workflow: one run per tick over
+    // every node, on whichever worker claims it. A `--no-pipeline` node has no engine and so
+    // no scheduler to elect a leader with: it pulls on its own timer, on the same cron. Two
+    // such nodes both pull, which costs requests but nothing else (each page moves the
+    // cursor; the inbox keeps one delivery per event key).
+    let pulls = match (&running, &engine.pull_cron.0) {
+        (None, Some(cron)) => PullTimer::Cron(cron.clone()),
+        _ => PullTimer::Off,
+    };
+    let state = AppState::with_intake_wake(store, admin_token.as_deref(), control, intake_wake);
     let background = engine.runs_workers().then(|| {
         Background::start(
             &state,
             WorkerConfig::default(),
             ForwardPolicy::default(),
-            DEFAULT_PULL_EVERY,
+            pulls,
         )
     });
     let served = orderflow_server::serve(listener, state, shutdown_signal()).await;
@@ -85,17 +96,24 @@ impl Running {
             .with_context(|| format!("binding {listen}"))?;
         let address = listener.local_addr()?;
         let (_, admin_token) = new_token();
+        let intake_wake = Arc::new(Notify::new());
         let engine = match engine {
-            Some(args) => Some(Engine::start(store.clone(), args).await?),
+            Some(args) => Some(Engine::start(store.clone(), args, intake_wake.clone()).await?),
             None => None,
         };
         let control = engine.as_ref().map(|e| e.control.clone());
-        let state = AppState::with_workflows(store, Some(&admin_token), control);
+        // As in `serve`: the engine's workflow pulls when there is one, else a timer.
+        let pulls = if engine.is_some() {
+            PullTimer::Off
+        } else {
+            PullTimer::Every(DEFAULT_PULL_EVERY)
+        };
+        let state = AppState::with_intake_wake(store, Some(&admin_token), control, intake_wake);
         let background = Background::start(
             &state,
             WorkerConfig::default(),
             ForwardPolicy::default(),
-            DEFAULT_PULL_EVERY,
+            pulls,
         );
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(orderflow_server::serve(listener, state, async {

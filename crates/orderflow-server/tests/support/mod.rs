@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use orderflow_intake::forward::ForwardPolicy;
 use orderflow_intake::worker::WorkerConfig;
-use orderflow_server::{AppState, Background};
+use orderflow_server::{AppState, Background, PullTimer};
 use orderflow_store::Store;
 use orderflow_store::scratch::ScratchDatabase;
 use reqwest::StatusCode;
@@ -138,16 +138,31 @@ impl TestApp {
     /// Like [`TestApp::spawn_on`], pulling every store with API credentials every
     /// `pull_every`.
     pub async fn spawn_pulling(backend: Backend, pull_every: Duration) -> Option<Self> {
-        Self::spawn_with(backend, pull_every, false).await
+        Self::spawn_with(backend, pull_every, None).await
     }
 
     /// A server whose orders run through the order pipeline, with a workflow worker and
     /// sandboxes for the payment provider, the carrier, the SMTP server and Slack.
     pub async fn spawn_with_pipeline(backend: Backend) -> Option<Self> {
-        Self::spawn_with(backend, Duration::ZERO, true).await
+        Self::spawn_with(backend, Duration::ZERO, Some(None)).await
     }
 
-    async fn spawn_with(backend: Backend, pull_every: Duration, pipeline: bool) -> Option<Self> {
+    /// Like [`TestApp::spawn_with_pipeline`], with the `storefront_pulls` workflow on `cron`
+    /// (the node runs no scheduler: a test fires the ticks it wants with
+    /// `orderflow_workflow::schedule::start_tick` and the registry in `providers`).
+    pub async fn spawn_with_scheduled_pulls(
+        backend: Backend,
+        cron: orderflow_workflow::Cron,
+    ) -> Option<Self> {
+        Self::spawn_with(backend, Duration::ZERO, Some(Some(cron))).await
+    }
+
+    /// `pipeline`: `None` for no workflow engine, else the pulls' schedule.
+    async fn spawn_with(
+        backend: Backend,
+        pull_every: Duration,
+        pipeline: Option<Option<orderflow_workflow::Cron>>,
+    ) -> Option<Self> {
         let dir = tempfile::tempdir().expect("temp dir");
         let (url, scratch) = match backend {
             Backend::Sqlite => (
@@ -172,18 +187,26 @@ impl TestApp {
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
-        let (providers, control) = if pipeline {
-            let (providers, control) = Providers::start(store.clone()).await;
-            (Some(providers), Some(control))
-        } else {
-            (None, None)
+        let intake_wake = Arc::new(tokio::sync::Notify::new());
+        let (providers, control) = match pipeline {
+            Some(pulls) => {
+                let (providers, control) =
+                    Providers::start(store.clone(), intake_wake.clone(), pulls).await;
+                (Some(providers), Some(control))
+            }
+            None => (None, None),
         };
-        let state = AppState::with_workflows(store.clone(), Some(ADMIN), control);
+        let state = AppState::with_intake_wake(store.clone(), Some(ADMIN), control, intake_wake);
         let worker = WorkerConfig {
             poll: Duration::from_millis(20),
             ..WorkerConfig::default()
         };
-        let background = Background::start(&state, worker, fast_forwarding(), pull_every);
+        let background = Background::start(
+            &state,
+            worker,
+            fast_forwarding(),
+            PullTimer::Every(pull_every),
+        );
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(orderflow_server::serve(listener, state, async {
             let _ = stopped.await;
@@ -471,12 +494,18 @@ pub struct Providers {
     pub carrier: orderflow_sim::EasyPostSandbox,
     pub mail: orderflow_sim::SmtpSink,
     pub slack: orderflow_sim::SlackSink,
+    /// The workflows the node runs: the order pipeline and the storefront pulls.
+    pub registry: Arc<orderflow_workflow::Registry>,
     _worker: orderflow_workflow::WorkerHandle,
     _alerts: orderflow_workflow::AlertDispatcher,
 }
 
 impl Providers {
-    async fn start(store: Arc<dyn Store>) -> (Self, orderflow_workflow::Control) {
+    async fn start(
+        store: Arc<dyn Store>,
+        intake_wake: Arc<tokio::sync::Notify>,
+        pulls: Option<orderflow_workflow::Cron>,
+    ) -> (Self, orderflow_workflow::Control) {
         use orderflow_adapters::{EasyPostCarrier, SlackWebhook, SmtpMailer, StripePayments};
         let payments = orderflow_sim::StripeSandbox::start("sk_test_pipeline")
             .await
@@ -506,8 +535,16 @@ impl Providers {
             backorder_poke: Duration::from_millis(50),
             ..orderflow_pipeline::Timing::default()
         };
+        let pulls = orderflow_pipeline::Pulls {
+            puller: orderflow_intake::pull::Puller::new(
+                store.clone(),
+                intake_wake,
+                orderflow_intake::pull::PullConfig::default(),
+            ),
+            schedule: pulls,
+        };
         let registry = Arc::new(
-            orderflow_pipeline::registry(services, timing).expect("the pipeline registers"),
+            orderflow_pipeline::registry(services, timing, pulls).expect("the pipeline registers"),
         );
         let worker = orderflow_workflow::Worker::start(
             store.clone(),
@@ -523,12 +560,13 @@ impl Providers {
             Arc::new(orderflow_pipeline::OperationsAlerts(Arc::new(alerter))),
             Duration::from_millis(50),
         );
-        let control = orderflow_workflow::Control::new(store, registry);
+        let control = orderflow_workflow::Control::new(store, registry.clone());
         let providers = Self {
             payments,
             carrier,
             mail,
             slack,
+            registry,
             _worker: worker,
             _alerts: alerts,
         };
