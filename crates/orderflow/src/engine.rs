@@ -1,6 +1,6 @@
-//! Wiring the workflow engine into a node: the order pipeline's adapters (real providers when
-//! configured, in-process sandboxes otherwise), the scheduled storefront pulls, and the parts
-//! a node's role runs.
+//! Wiring the workflow engine into a node: the order pipeline's adapters (real providers, or
+//! in-process sandboxes when `--sandbox` says so), the scheduled storefront pulls, and the
+//! parts a node's role runs.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,8 +46,8 @@ pub struct EngineArgs {
     /// dead worker's steps are taken over.
     #[arg(long, default_value_t = 30)]
     pub lease_seconds: u64,
-    /// A PaymentIntents API (Stripe's `https://api.stripe.com` or compatible); with no URL an
-    /// in-process sandbox stands in.
+    /// A PaymentIntents API (Stripe's `https://api.stripe.com` or compatible). Required on a
+    /// node that runs workflow steps, unless `--sandbox`.
     #[arg(long, env = "ORDERFLOW_PAYMENTS_URL")]
     pub payments_url: Option<String>,
     #[arg(
@@ -56,13 +56,14 @@ pub struct EngineArgs {
         default_value = "sk_test_orderflow"
     )]
     pub payments_key: String,
-    /// An EasyPost-compatible API; with no URL an in-process sandbox stands in.
+    /// An EasyPost-compatible API. Required on a node that runs workflow steps, unless
+    /// `--sandbox`.
     #[arg(long, env = "ORDERFLOW_CARRIER_URL")]
     pub carrier_url: Option<String>,
     #[arg(long, env = "ORDERFLOW_CARRIER_KEY", default_value = "EZTK_orderflow")]
     pub carrier_key: String,
-    /// `smtp://host:port` (or `smtps://user:pass@host:port`); with none an in-process sink
-    /// keeps the mail.
+    /// `smtp://host:port` (or `smtps://user:pass@host:port`). Required on a node that runs
+    /// workflow steps, unless `--sandbox`.
     #[arg(long, env = "ORDERFLOW_SMTP_URL")]
     pub smtp_url: Option<String>,
     #[arg(
@@ -80,6 +81,11 @@ pub struct EngineArgs {
     /// Names this node's worker in leases (default: host and process id).
     #[arg(long, env = "ORDERFLOW_WORKER_ID")]
     pub worker_id: Option<String>,
+    /// Stand in for the payments provider, the carrier and the SMTP server left unset with
+    /// in-process sandboxes: every payment approved, fake labels bought, mail kept in
+    /// memory. For trying orderflow out, never for real orders.
+    #[arg(long, env = "ORDERFLOW_SANDBOX")]
+    pub sandbox: bool,
     /// When the storefront pulls run: a five-field cron expression in UTC, or `off`.
     #[arg(
         long,
@@ -118,6 +124,7 @@ impl EngineArgs {
             slack_webhook: None,
             alert_email: None,
             worker_id: None,
+            sandbox: true,
             pull_cron: PullSchedule(Some(pulls)),
             backorder_poke_ms: 2000,
             sandbox_alerts: true,
@@ -128,6 +135,79 @@ impl EngineArgs {
     pub fn runs_workers(&self) -> bool {
         matches!(self.role, NodeRole::Worker | NodeRole::All)
     }
+
+    /// Whether this node runs workflow steps, and so calls the providers.
+    pub fn runs_steps(&self) -> bool {
+        !self.no_pipeline && self.runs_workers()
+    }
+
+    /// The providers a node that runs steps lacks, each as what it is, its flag and its
+    /// environment variable; none when it runs no steps or `--sandbox` lets sandboxes stand in.
+    pub fn missing_providers(&self) -> Vec<[&'static str; 3]> {
+        if !self.runs_steps() || self.sandbox {
+            return Vec::new();
+        }
+        [
+            (
+                &self.payments_url,
+                [
+                    "payments provider",
+                    "--payments-url",
+                    "ORDERFLOW_PAYMENTS_URL",
+                ],
+            ),
+            (
+                &self.carrier_url,
+                ["carrier", "--carrier-url", "ORDERFLOW_CARRIER_URL"],
+            ),
+            (
+                &self.smtp_url,
+                ["SMTP server", "--smtp-url", "ORDERFLOW_SMTP_URL"],
+            ),
+        ]
+        .into_iter()
+        .filter(|(url, _)| configured(url).is_none())
+        .map(|(_, names)| names)
+        .collect()
+    }
+
+    /// Refuses a node that would run steps against providers nobody configured: sandboxes
+    /// standing in silently would approve every payment and "ship" with fake labels.
+    pub fn check_providers(&self) -> anyhow::Result<()> {
+        let missing = self.missing_providers();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let what: Vec<&str> = missing.iter().map(|[what, _, _]| *what).collect();
+        let how: Vec<String> = missing
+            .iter()
+            .map(|[_, flag, env]| format!("{flag} (or {env})"))
+            .collect();
+        anyhow::bail!(
+            "this node runs workflow steps (--role {}) but has no {} configured: set {}, or pass \
+             --sandbox (or ORDERFLOW_SANDBOX=true) to use in-process sandboxes that approve \
+             every payment and buy fake labels",
+            self.role
+                .to_possible_value()
+                .map_or_else(|| format!("{:?}", self.role), |v| v.get_name().to_owned()),
+            either(&what),
+            how.join(", "),
+        )
+    }
+}
+
+/// `a`, `a or b`, `a, b or c`.
+fn either(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [only] => (*only).to_owned(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+/// A provider URL that was given; an empty environment variable counts as unset.
+fn configured(url: &Option<String>) -> Option<&str> {
+    url.as_deref().filter(|url| !url.trim().is_empty())
 }
 
 /// The storefront pulls' schedule: `None` turns them off.
@@ -204,14 +284,21 @@ impl Engine {
         };
         let pulls = args.pull_cron.0.clone();
         let mut sandboxes = Sandboxes::default();
-        let (services, alerters) = services(store.clone(), args, &mut sandboxes).await?;
-        let puller = Puller::new(store.clone(), intake_wake, PullConfig::default());
-        let pulls = Pulls {
-            puller,
-            schedule: pulls,
+        let (registry, alerts) = if args.runs_workers() {
+            args.check_providers()?;
+            let (services, alerts) = services(store.clone(), args, &mut sandboxes).await?;
+            let puller = Puller::new(store.clone(), intake_wake, PullConfig::default());
+            let pulls = Pulls {
+                puller,
+                schedule: pulls,
+            };
+            let registry = orderflow_pipeline::registry(services, timing, pulls)?;
+            (registry, Some(alerts))
+        } else {
+            // API and scheduler nodes start and plan runs but never run a step: they need
+            // the definitions, not the providers.
+            (orderflow_pipeline::definitions(timing, pulls)?, None)
         };
-        let registry = orderflow_pipeline::registry(services, timing, pulls)?;
-        let alerts = args.runs_workers().then_some(alerters);
         let registry = Arc::new(registry);
         let control = Control::new(store.clone(), registry.clone());
         let worker_id = args.worker_id.clone().unwrap_or_else(|| {
@@ -252,38 +339,39 @@ impl Engine {
     }
 }
 
-/// The pipeline's providers and the operations alerters: those configured, and in-process
-/// sandboxes for the others.
+/// The pipeline's providers and the operations alerters, for a node that runs steps: those
+/// configured, and sandboxes for the others (which [`EngineArgs::check_providers`] allows
+/// only with `--sandbox`).
 async fn services(
     store: Arc<dyn Store>,
     args: &EngineArgs,
     sandboxes: &mut Sandboxes,
 ) -> anyhow::Result<(Services, Vec<Arc<dyn Alerter>>)> {
-    let payments: Arc<dyn PaymentGateway> = match &args.payments_url {
+    let payments: Arc<dyn PaymentGateway> = match configured(&args.payments_url) {
         Some(url) => Arc::new(StripePayments::new(url, &args.payments_key)?),
         None => {
             let sandbox = StripeSandbox::start(&args.payments_key).await?;
-            tracing::warn!(url = %sandbox.url(), "no payments provider configured: using an in-process sandbox");
+            tracing::warn!(url = %sandbox.url(), "--sandbox: payments go to an in-process sandbox that approves them all");
             let client = StripePayments::new(sandbox.url(), &args.payments_key)?;
             sandboxes.payments = Some(sandbox);
             Arc::new(client)
         }
     };
-    let carrier: Arc<dyn Carrier> = match &args.carrier_url {
+    let carrier: Arc<dyn Carrier> = match configured(&args.carrier_url) {
         Some(url) => Arc::new(EasyPostCarrier::new(url, &args.carrier_key)?),
         None => {
             let sandbox = EasyPostSandbox::start(&args.carrier_key).await?;
-            tracing::warn!(url = %sandbox.url(), "no carrier configured: using an in-process sandbox");
+            tracing::warn!(url = %sandbox.url(), "--sandbox: labels are bought from an in-process sandbox carrier");
             let client = EasyPostCarrier::new(sandbox.url(), &args.carrier_key)?;
             sandboxes.carrier = Some(sandbox);
             Arc::new(client)
         }
     };
-    let mailer: Arc<dyn Mailer> = match &args.smtp_url {
+    let mailer: Arc<dyn Mailer> = match configured(&args.smtp_url) {
         Some(url) => Arc::new(SmtpMailer::new(url)?),
         None => {
             let sink = SmtpSink::start().await.context("starting the SMTP sink")?;
-            tracing::warn!(url = %sink.url(), "no SMTP server configured: mail goes to an in-process sink");
+            tracing::warn!(url = %sink.url(), "--sandbox: mail goes to an in-process sink");
             let client = SmtpMailer::new(&sink.url())?;
             sandboxes.mail = Some(sink);
             Arc::new(client)

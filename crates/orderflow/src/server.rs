@@ -25,6 +25,8 @@ pub async fn serve(
     database_url: &str,
     engine: &EngineArgs,
 ) -> anyhow::Result<()> {
+    // Before anything else, so that a misconfigured node stops at once.
+    engine.check_providers()?;
     let store = orderflow_store::open(database_url)
         .await
         .context("opening the database")?;
