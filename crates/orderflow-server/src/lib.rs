@@ -279,7 +279,7 @@ pub enum PullTimer {
     /// Never: the engine's `storefront_pulls` workflow pulls (one run per tick over all
     /// nodes), or the caller pulls by hand.
     Off,
-    /// At once, then every so often (zero: never); for tests.
+    /// At once, then every so often (zero: never): tests, and `bench` runs without the engine.
     Every(std::time::Duration),
     /// On each tick of `cron`, on this node: for nodes without the workflow engine, which
     /// have no scheduler to elect a leader with.
