@@ -78,7 +78,8 @@ use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
 use tokio::sync::Notify;
 
-/// How often a server pulls every store with API credentials.
+/// How often a node without the workflow engine (`--no-pipeline`, `bench`) pulls every store
+/// with API credentials; nodes with the engine pull in a scheduled workflow instead.
 pub const DEFAULT_PULL_EVERY: Duration = Duration::from_secs(5 * 60);
 
 /// The Shopify Admin API version asked for: the one the webhooks are serialised as.
@@ -188,6 +189,21 @@ pub enum PullError {
     Cursor(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl PullError {
+    /// Whether the next try may succeed: the platform or the database was unavailable, slow
+    /// or unreachable. A refusal, an unreadable answer, a foreign cursor or missing
+    /// credentials fail the same way until someone changes the store.
+    pub fn is_passing(&self) -> bool {
+        matches!(
+            self,
+            Self::Unavailable { .. }
+                | Self::Timeout { .. }
+                | Self::Transport { .. }
+                | Self::Store(_)
+        )
+    }
 }
 
 /// The orders at the cursor already stored, by store.
@@ -332,15 +348,24 @@ impl Puller {
         }
     }
 
-    /// One round over every store with credentials on a platform that is pulled.
+    /// One round over every store with credentials on a platform that is pulled; a store
+    /// list that cannot be read is logged and reported as no stores.
     pub async fn pull_all(&self) -> Vec<(StoreId, Result<PullReport, PullError>)> {
-        let stores = match self.store.stores_with_api().await {
-            Ok(stores) => stores,
+        match self.try_pull_all().await {
+            Ok(results) => results,
             Err(error) => {
                 tracing::warn!(%error, "could not list the stores to pull");
-                return Vec::new();
+                Vec::new()
             }
-        };
+        }
+    }
+
+    /// One round over every store with credentials on a platform that is pulled, failing
+    /// only when the stores cannot be listed: each store's own failure is in its result.
+    pub async fn try_pull_all(
+        &self,
+    ) -> Result<Vec<(StoreId, Result<PullReport, PullError>)>, StoreError> {
+        let stores = self.store.stores_with_api().await?;
         let mut results = Vec::new();
         for record in stores {
             if !record.platform.as_deref().is_some_and(pulled) {
@@ -359,7 +384,7 @@ impl Puller {
             }
             results.push((record.store_id, result));
         }
-        results
+        Ok(results)
     }
 
     /// Pulls the orders of one store updated since its cursor into the inbox. A store on a

@@ -10,7 +10,10 @@
 //! Every order gets a run, started in the transaction that creates the order. Each step acts
 //! on the outside world through an adapter with the step's idempotency key, and moves the
 //! order's status along through the store, whose transitions the domain checks.
+//!
+//! Beside it, [`pulls`]: the storefront pulls as a cron-scheduled workflow.
 
+pub mod pulls;
 mod steps;
 
 use std::sync::Arc;
@@ -19,9 +22,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use orderflow_adapters::{Alerter, Carrier, Mailer, PaymentGateway};
 use orderflow_domain::Address;
+use orderflow_intake::pull::Puller;
 use orderflow_store::Store;
 use orderflow_workflow::{
-    AlertSink, OnTimeout, Registry, RegistryError, RetryPolicy, SensorPolicy, StepHandler,
+    AlertSink, Cron, OnTimeout, Registry, RegistryError, RetryPolicy, SensorPolicy, StepHandler,
     TriggerRule, Workflow, WorkflowBuilder, step,
 };
 
@@ -146,8 +150,29 @@ pub fn order_workflow(timing: Timing) -> Workflow {
     }
 }
 
-/// A registry holding the order pipeline with its handlers.
-pub fn registry(services: Services, timing: Timing) -> Result<Registry, RegistryError> {
+/// The storefront pulls as a node runs them: the puller the step uses and the cron that
+/// starts them (none: no scheduled pulls).
+#[derive(Debug, Clone)]
+pub struct Pulls {
+    pub puller: Puller,
+    pub schedule: Option<Cron>,
+}
+
+/// The workflows without their handlers, for nodes that start and plan runs but never run
+/// steps (`--role api`, `--role scheduler`): they need no payment provider, carrier or mail.
+pub fn definitions(timing: Timing, pulls: Option<Cron>) -> Result<Registry, RegistryError> {
+    let mut registry = Registry::new();
+    registry.declare(order_workflow(timing))?;
+    registry.declare(pulls::pulls_workflow(pulls))?;
+    Ok(registry)
+}
+
+/// A registry holding the order pipeline and the storefront pulls with their handlers.
+pub fn registry(
+    services: Services,
+    timing: Timing,
+    pulls: Pulls,
+) -> Result<Registry, RegistryError> {
     let services = Arc::new(services);
     let handlers: [(&'static str, Arc<dyn StepHandler>); 10] = [
         ("validate", Arc::new(steps::Validate(services.clone()))),
@@ -184,6 +209,11 @@ pub fn registry(services: Services, timing: Timing) -> Result<Registry, Registry
     ];
     let mut registry = Registry::new();
     registry.register(order_workflow(timing), handlers)?;
+    let pull: Arc<dyn StepHandler> = Arc::new(pulls::PullStores(pulls.puller));
+    registry.register(
+        pulls::pulls_workflow(pulls.schedule),
+        [(pulls::PULL_STEP, pull)],
+    )?;
     Ok(registry)
 }
 

@@ -255,8 +255,21 @@ pub async fn serve(
         .await
 }
 
-/// The work a node does besides answering requests: the intake worker, the forwarder and the
-/// scheduled pulls from platforms' APIs.
+/// When a node's [`Background`] pulls every store with API credentials itself.
+#[derive(Debug, Clone)]
+pub enum PullTimer {
+    /// Never: the engine's `storefront_pulls` workflow pulls (one run per tick over all
+    /// nodes), or the caller pulls by hand.
+    Off,
+    /// At once, then every so often (zero: never): tests, and `bench` runs without the engine.
+    Every(std::time::Duration),
+    /// On each tick of `cron`, on this node: for nodes without the workflow engine, which
+    /// have no scheduler to elect a leader with.
+    Cron(orderflow_workflow::Cron),
+}
+
+/// The work a node does besides answering requests: the intake worker, the forwarder and,
+/// on a node without the workflow engine, the timed pulls from platforms' APIs.
 #[derive(Debug)]
 pub struct Background {
     stop: tokio::sync::watch::Sender<bool>,
@@ -266,12 +279,12 @@ pub struct Background {
 impl Background {
     /// Starts them on the state's store, woken by its announcements of new deliveries and due
     /// forwards (from this node or, on PostgreSQL, any node); every store with API credentials
-    /// is pulled every `pull_every` (zero: never).
+    /// is pulled on `pulls`.
     pub fn start(
         state: &AppState,
         worker: orderflow_intake::worker::WorkerConfig,
         forwarding: orderflow_intake::forward::ForwardPolicy,
-        pull_every: std::time::Duration,
+        pulls: PullTimer,
     ) -> Self {
         let mut worker = worker;
         // A node started with `--no-pipeline` has no workflows: its intake worker places
@@ -305,11 +318,23 @@ impl Background {
             deliveries,
             orderflow_intake::pull::PullConfig::default(),
         );
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(intake.run(until_stopped(stopped.clone()))),
             tokio::spawn(forwarder.run(until_stopped(stopped.clone()))),
-            tokio::spawn(puller.run(pull_every, until_stopped(stopped))),
         ];
+        match pulls {
+            PullTimer::Off => {}
+            PullTimer::Every(every) => {
+                tasks.push(tokio::spawn(puller.run(every, until_stopped(stopped))));
+            }
+            PullTimer::Cron(cron) => {
+                tasks.push(tokio::spawn(pull_on_ticks(
+                    puller,
+                    cron,
+                    until_stopped(stopped),
+                )));
+            }
+        }
         Self { stop, tasks }
     }
 
@@ -320,4 +345,30 @@ impl Background {
             let _ = task.await;
         }
     }
+}
+
+/// Pulls every store on each tick of `cron` until `shutdown`. A round that outlasts a tick
+/// skips it rather than starting again at once.
+async fn pull_on_ticks(
+    puller: orderflow_intake::pull::Puller,
+    cron: orderflow_workflow::Cron,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    let mut last = time::OffsetDateTime::now_utc();
+    while let Some(at) = cron.next_after(last) {
+        let wait = std::time::Duration::try_from(at - time::OffsetDateTime::now_utc())
+            .unwrap_or(std::time::Duration::ZERO);
+        tokio::select! {
+            () = &mut shutdown => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+        // A round cut short loses nothing: the cursor only moves after a stored page.
+        tokio::select! {
+            () = &mut shutdown => return,
+            _ = puller.pull_all() => {}
+        }
+        last = time::OffsetDateTime::now_utc().max(at);
+    }
+    shutdown.await;
 }

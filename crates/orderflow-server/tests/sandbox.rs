@@ -1,7 +1,8 @@
 //! The sandbox platforms (`orderflow-sim`) against the real server on 127.0.0.1: each
 //! platform's sender is accepted and makes one order; a Shopify webhook re-sent after a 5xx
 //! or a late answer still makes one order; orders Shopify never delivered are reconciled by
-//! the pull; a VTEX hook is completed from the OMS; and the server pulls on its own schedule.
+//! the pull; a VTEX hook is completed from the OMS; the server pulls on its own schedule; and
+//! a tick of the scheduled `storefront_pulls` workflow starts one run that pulls.
 
 mod support;
 
@@ -355,3 +356,97 @@ async fn the_server_pulls_a_prestashop_store_on_its_own_schedule(backend: Backen
 }
 
 on_both_backends!(the_server_pulls_a_prestashop_store_on_its_own_schedule);
+
+async fn a_scheduled_tick_starts_one_pull_run_that_pulls_a_prestashop_store(backend: Backend) {
+    let cron = orderflow_workflow::Cron::parse(orderflow_pipeline::pulls::DEFAULT_PULL_CRON)
+        .expect("the default cron parses");
+    let Some(app) = TestApp::spawn_with_scheduled_pulls(backend, cron).await else {
+        return;
+    };
+    let workflows = app.get("/workflows", ADMIN).await;
+    let pulls = workflows.body.as_array().and_then(|all| {
+        all.iter()
+            .find(|w| w["name"] == orderflow_pipeline::pulls::PULLS_WORKFLOW)
+    });
+    let pulls = pulls.expect("the pulls workflow is registered");
+    assert_eq!(
+        pulls["schedule"],
+        orderflow_pipeline::pulls::DEFAULT_PULL_CRON
+    );
+    assert_eq!(
+        pulls["steps"][0]["name"],
+        orderflow_pipeline::pulls::PULL_STEP
+    );
+    assert_eq!(pulls["steps"][0]["concurrency"], 1);
+
+    let placed = Generator::new(77)
+        .first_id(60)
+        .starting_at(time::OffsetDateTime::now_utc() - time::Duration::hours(1))
+        .orders(3);
+    let shop = orderflow_sim::prestashop::serve(Shop::with_orders(placed.clone()), "WSKEY")
+        .await
+        .expect("the PrestaShop sandbox serves");
+    client_store(
+        &app,
+        "presta",
+        "prestashop",
+        None,
+        json!({"base_url": shop.url(), "key": "WSKEY"}),
+    )
+    .await;
+
+    // Two nodes firing the same tick, as two schedulers that both believe they lead would.
+    let providers = app.providers.as_ref().expect("the pipeline runs");
+    let tick = time::macros::datetime!(2026-11-23 02:35 UTC);
+    let mut started = Vec::new();
+    for _ in 0..2 {
+        let run = orderflow_workflow::schedule::start_tick(
+            app.store.as_ref(),
+            &providers.registry,
+            orderflow_pipeline::pulls::PULLS_WORKFLOW,
+            tick,
+        )
+        .await
+        .expect("the tick's run starts")
+        .expect("the workflow is registered");
+        started.push(run);
+    }
+    assert!(started[0].created && !started[1].created);
+    assert_eq!(started[0].run_id, started[1].run_id);
+
+    let run = app
+        .eventually(&format!("/runs/{}", started[0].run_id), |run| {
+            run["status"] == "succeeded"
+        })
+        .await;
+    assert_eq!(run["steps"][0]["output"]["stores"]["presta"]["stored"], 3);
+    let inbox = settled_inbox(&app, "presta", 3).await;
+    assert_eq!(statuses(&inbox), ["accepted", "accepted", "accepted"]);
+    let mut external: Vec<String> = orders(&app, "presta")
+        .await
+        .iter()
+        .filter_map(|o| o["external_id"].as_str().map(str::to_owned))
+        .collect();
+    external.sort();
+    let mut expected: Vec<String> = placed.iter().map(|o| o.id.to_string()).collect();
+    expected.sort();
+    assert_eq!(external, expected, "each pulled order is taken in once");
+    let runs = app
+        .get(
+            &format!(
+                "/runs?workflow={}",
+                orderflow_pipeline::pulls::PULLS_WORKFLOW
+            ),
+            ADMIN,
+        )
+        .await;
+    assert_eq!(
+        runs.body["runs"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        runs.body
+    );
+    app.shutdown().await;
+}
+
+on_both_backends!(a_scheduled_tick_starts_one_pull_run_that_pulls_a_prestashop_store);

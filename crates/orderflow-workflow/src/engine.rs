@@ -159,6 +159,24 @@ impl Registry {
         Ok(())
     }
 
+    /// Registers `workflow` without handlers, for a node that plans and starts runs but never
+    /// runs steps (the API and scheduler roles): it needs the definitions, not the outside
+    /// services the handlers call. A worker given such a registry fails the steps it claims.
+    pub fn declare(&mut self, workflow: Workflow) -> Result<(), RegistryError> {
+        let name = workflow.name().to_owned();
+        if self.workflows.contains_key(&name) {
+            return Err(RegistryError::Duplicate(name));
+        }
+        self.workflows.insert(
+            name,
+            Registered {
+                workflow: Arc::new(workflow),
+                handlers: HashMap::new(),
+            },
+        );
+        Ok(())
+    }
+
     pub fn workflow(&self, name: &str) -> Option<&Arc<Workflow>> {
         self.workflows.get(name).map(|r| &r.workflow)
     }

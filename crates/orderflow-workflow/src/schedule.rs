@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use orderflow_domain::StoreId;
-use orderflow_store::{StartRun, Store};
+use orderflow_store::{RunStarted, StartRun, Store};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -39,6 +39,28 @@ pub fn tick_key(workflow: &str, at: OffsetDateTime) -> String {
         .format(&Rfc3339)
         .unwrap_or_else(|_| at.unix_timestamp().to_string());
     format!("{workflow}@{at}")
+}
+
+/// Starts the run of `workflow` for its tick at `at`, keyed by [`tick_key`] so that the tick
+/// starts one run however many nodes fire it; `None` for a workflow `registry` does not hold.
+pub async fn start_tick(
+    store: &dyn Store,
+    registry: &Registry,
+    workflow: &str,
+    at: OffsetDateTime,
+) -> Result<Option<RunStarted>, orderflow_store::Error> {
+    let input = serde_json::json!({ "scheduled_for": at.format(&Rfc3339).unwrap_or_default() });
+    let Some(mut run) = registry.new_run(workflow, &input, at) else {
+        return Ok(None);
+    };
+    run.dedupe_key = Some(tick_key(workflow, at));
+    let start = StartRun {
+        run,
+        store_id: StoreId::default_store(),
+        order_id: None,
+        now: OffsetDateTime::now_utc(),
+    };
+    store.start_run(start).await.map(Some)
 }
 
 /// The leadership role the schedulers compete for.
@@ -79,20 +101,8 @@ async fn tick(store: Arc<dyn Store>, registry: Arc<Registry>) {
             if !due {
                 continue;
             }
-            let input =
-                serde_json::json!({ "scheduled_for": at.format(&Rfc3339).unwrap_or_default() });
-            let Some(mut run) = registry.new_run(workflow.name(), &input, at) else {
-                continue;
-            };
-            run.dedupe_key = Some(tick_key(workflow.name(), at));
-            let start = StartRun {
-                run,
-                store_id: StoreId::default_store(),
-                order_id: None,
-                now: OffsetDateTime::now_utc(),
-            };
-            match store.start_run(start).await {
-                Ok(started) if started.created => {
+            match start_tick(store.as_ref(), &registry, workflow.name(), at).await {
+                Ok(Some(started)) if started.created => {
                     tracing::info!(workflow = workflow.name(), run = %started.run_id, "scheduled run started");
                 }
                 Ok(_) => {}

@@ -1,5 +1,6 @@
-//! Wiring the workflow engine into a node: the order pipeline's adapters (real providers when
-//! configured, in-process sandboxes otherwise), and the parts a node's role runs.
+//! Wiring the workflow engine into a node: the order pipeline's adapters (real providers, or
+//! in-process sandboxes when `--sandbox` says so), the scheduled storefront pulls, and the
+//! parts a node's role runs.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,11 +12,12 @@ use orderflow_adapters::{
     SlackWebhook, SmtpMailer, StripePayments,
 };
 use orderflow_domain::Address;
-use orderflow_pipeline::{OperationsAlerts, Services, Timing};
+use orderflow_intake::pull::{PullConfig, Puller};
+use orderflow_pipeline::{OperationsAlerts, Pulls, Services, Timing};
 use orderflow_sim::{EasyPostSandbox, SlackSink, SmtpSink, StripeSandbox};
 use orderflow_store::Store;
 use orderflow_workflow::{
-    AlertDispatcher, Control, Registry, Scheduler, Worker, WorkerConfig, WorkerHandle,
+    AlertDispatcher, Control, Cron, Scheduler, Worker, WorkerConfig, WorkerHandle,
 };
 
 /// What a node does. Several nodes on one PostgreSQL database divide the work by role.
@@ -43,8 +45,8 @@ pub struct EngineArgs {
     /// dead worker's steps are taken over.
     #[arg(long, default_value_t = 30)]
     pub lease_seconds: u64,
-    /// A PaymentIntents API (Stripe's `https://api.stripe.com` or compatible); with no URL an
-    /// in-process sandbox stands in.
+    /// A PaymentIntents API (Stripe's `https://api.stripe.com` or compatible). Required on a
+    /// node that runs workflow steps, unless `--sandbox`.
     #[arg(long, env = "ORDERFLOW_PAYMENTS_URL")]
     pub payments_url: Option<String>,
     #[arg(
@@ -53,13 +55,14 @@ pub struct EngineArgs {
         default_value = "sk_test_orderflow"
     )]
     pub payments_key: String,
-    /// An EasyPost-compatible API; with no URL an in-process sandbox stands in.
+    /// An EasyPost-compatible API. Required on a node that runs workflow steps, unless
+    /// `--sandbox`.
     #[arg(long, env = "ORDERFLOW_CARRIER_URL")]
     pub carrier_url: Option<String>,
     #[arg(long, env = "ORDERFLOW_CARRIER_KEY", default_value = "EZTK_orderflow")]
     pub carrier_key: String,
-    /// `smtp://host:port` (or `smtps://user:pass@host:port`); with none an in-process sink
-    /// keeps the mail.
+    /// `smtp://host:port` (or `smtps://user:pass@host:port`). Required on a node that runs
+    /// workflow steps, unless `--sandbox`.
     #[arg(long, env = "ORDERFLOW_SMTP_URL")]
     pub smtp_url: Option<String>,
     #[arg(
@@ -77,6 +80,19 @@ pub struct EngineArgs {
     /// Names this node's worker in leases (default: host and process id).
     #[arg(long, env = "ORDERFLOW_WORKER_ID")]
     pub worker_id: Option<String>,
+    /// Stand in for the payments provider, the carrier and the SMTP server left unset with
+    /// in-process sandboxes: every payment approved, fake labels bought, mail kept in
+    /// memory. For trying orderflow out, never for real orders.
+    #[arg(long, env = "ORDERFLOW_SANDBOX")]
+    pub sandbox: bool,
+    /// When the storefront pulls run: a five-field cron expression in UTC, or `off`.
+    #[arg(
+        long,
+        env = "ORDERFLOW_PULL_CRON",
+        default_value = orderflow_pipeline::pulls::DEFAULT_PULL_CRON,
+        value_parser = parse_pull_schedule,
+    )]
+    pub pull_cron: PullSchedule,
     /// How often a backordered order looks for stock, in milliseconds.
     #[arg(long, default_value_t = 2000)]
     pub backorder_poke_ms: u64,
@@ -92,6 +108,8 @@ pub struct EngineArgs {
 impl EngineArgs {
     /// Every role, with in-process sandboxes for every provider: for `demo` and `bench`.
     pub fn sandboxed() -> Self {
+        let pulls = Cron::parse(orderflow_pipeline::pulls::DEFAULT_PULL_CRON)
+            .expect("the default pull schedule is a valid cron expression");
         Self {
             role: NodeRole::All,
             no_pipeline: false,
@@ -105,6 +123,8 @@ impl EngineArgs {
             slack_webhook: None,
             alert_email: None,
             worker_id: None,
+            sandbox: true,
+            pull_cron: PullSchedule(Some(pulls)),
             backorder_poke_ms: 2000,
             sandbox_alerts: true,
             observer: None,
@@ -114,6 +134,93 @@ impl EngineArgs {
     pub fn runs_workers(&self) -> bool {
         matches!(self.role, NodeRole::Worker | NodeRole::All)
     }
+
+    /// Whether this node runs workflow steps, and so calls the providers.
+    pub fn runs_steps(&self) -> bool {
+        !self.no_pipeline && self.runs_workers()
+    }
+
+    /// The providers a node that runs steps lacks, each as what it is, its flag and its
+    /// environment variable; none when it runs no steps or `--sandbox` lets sandboxes stand in.
+    pub fn missing_providers(&self) -> Vec<[&'static str; 3]> {
+        if !self.runs_steps() || self.sandbox {
+            return Vec::new();
+        }
+        [
+            (
+                &self.payments_url,
+                [
+                    "payments provider",
+                    "--payments-url",
+                    "ORDERFLOW_PAYMENTS_URL",
+                ],
+            ),
+            (
+                &self.carrier_url,
+                ["carrier", "--carrier-url", "ORDERFLOW_CARRIER_URL"],
+            ),
+            (
+                &self.smtp_url,
+                ["SMTP server", "--smtp-url", "ORDERFLOW_SMTP_URL"],
+            ),
+        ]
+        .into_iter()
+        .filter(|(url, _)| configured(url).is_none())
+        .map(|(_, names)| names)
+        .collect()
+    }
+
+    /// Refuses a node that would run steps against providers nobody configured: sandboxes
+    /// standing in silently would approve every payment and "ship" with fake labels.
+    pub fn check_providers(&self) -> anyhow::Result<()> {
+        let missing = self.missing_providers();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let what: Vec<&str> = missing.iter().map(|[what, _, _]| *what).collect();
+        let how: Vec<String> = missing
+            .iter()
+            .map(|[_, flag, env]| format!("{flag} (or {env})"))
+            .collect();
+        anyhow::bail!(
+            "this node runs workflow steps (--role {}) but has no {} configured: set {}, or pass \
+             --sandbox (or ORDERFLOW_SANDBOX=true) to use in-process sandboxes that approve \
+             every payment and buy fake labels",
+            self.role
+                .to_possible_value()
+                .map_or_else(|| format!("{:?}", self.role), |v| v.get_name().to_owned()),
+            either(&what),
+            how.join(", "),
+        )
+    }
+}
+
+/// `a`, `a or b`, `a, b or c`.
+fn either(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [only] => (*only).to_owned(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+/// A provider URL that was given; an empty environment variable counts as unset.
+fn configured(url: &Option<String>) -> Option<&str> {
+    url.as_deref().filter(|url| !url.trim().is_empty())
+}
+
+/// The storefront pulls' schedule: `None` turns them off.
+#[derive(Debug, Clone)]
+pub struct PullSchedule(pub Option<Cron>);
+
+fn parse_pull_schedule(text: &str) -> Result<PullSchedule, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(PullSchedule(None));
+    }
+    Cron::parse(text)
+        .map(|cron| PullSchedule(Some(cron)))
+        .map_err(|error| error.to_string())
 }
 
 /// Sandboxes standing in for providers that were not configured; kept alive with the node.
@@ -163,71 +270,35 @@ fn warehouse() -> Address {
 }
 
 impl Engine {
+    /// Starts the engine's parts for `args.role`.
     pub async fn start(store: Arc<dyn Store>, args: &EngineArgs) -> anyhow::Result<Self> {
-        let mut sandboxes = Sandboxes::default();
-        let payments: Arc<dyn PaymentGateway> = match &args.payments_url {
-            Some(url) => Arc::new(StripePayments::new(url, &args.payments_key)?),
-            None => {
-                let sandbox = StripeSandbox::start(&args.payments_key).await?;
-                tracing::warn!(url = %sandbox.url(), "no payments provider configured: using an in-process sandbox");
-                let client = StripePayments::new(sandbox.url(), &args.payments_key)?;
-                sandboxes.payments = Some(sandbox);
-                Arc::new(client)
-            }
-        };
-        let carrier: Arc<dyn Carrier> = match &args.carrier_url {
-            Some(url) => Arc::new(EasyPostCarrier::new(url, &args.carrier_key)?),
-            None => {
-                let sandbox = EasyPostSandbox::start(&args.carrier_key).await?;
-                tracing::warn!(url = %sandbox.url(), "no carrier configured: using an in-process sandbox");
-                let client = EasyPostCarrier::new(sandbox.url(), &args.carrier_key)?;
-                sandboxes.carrier = Some(sandbox);
-                Arc::new(client)
-            }
-        };
-        let mailer: Arc<dyn Mailer> = match &args.smtp_url {
-            Some(url) => Arc::new(SmtpMailer::new(url)?),
-            None => {
-                let sink = SmtpSink::start().await.context("starting the SMTP sink")?;
-                tracing::warn!(url = %sink.url(), "no SMTP server configured: mail goes to an in-process sink");
-                let client = SmtpMailer::new(&sink.url())?;
-                sandboxes.mail = Some(sink);
-                Arc::new(client)
-            }
-        };
-        let mut alerters: Vec<Arc<dyn Alerter>> = Vec::new();
-        if let Some(url) = &args.slack_webhook {
-            alerters.push(Arc::new(SlackWebhook::new(url)?));
-        }
-        if let Some(to) = &args.alert_email {
-            alerters.push(Arc::new(EmailAlerter::new(
-                mailer.clone(),
-                args.mail_from.clone(),
-                to.clone(),
-            )));
-        }
-        if alerters.is_empty() && args.sandbox_alerts {
-            let sink = SlackSink::start()
-                .await
-                .context("starting the Slack sandbox")?;
-            alerters.push(Arc::new(SlackWebhook::new(sink.webhook_url())?));
-            sandboxes.slack = Some(sink);
-        } else if alerters.is_empty() {
-            alerters.push(Arc::new(LoggedAlerts));
-        }
-        let services = Services {
-            store: store.clone(),
-            payments,
-            carrier,
-            mailer,
-            sender: args.mail_from.clone(),
-            warehouse: warehouse(),
-        };
         let timing = Timing {
             backorder_poke: Duration::from_millis(args.backorder_poke_ms.max(10)),
             ..Timing::default()
         };
-        let registry: Arc<Registry> = Arc::new(orderflow_pipeline::registry(services, timing)?);
+        let pulls = args.pull_cron.0.clone();
+        let mut sandboxes = Sandboxes::default();
+        let (registry, alerts) = if args.runs_workers() {
+            args.check_providers()?;
+            let (services, alerts) = services(store.clone(), args, &mut sandboxes).await?;
+            // The store announces each stored delivery to every node's intake workers itself.
+            let puller = Puller::new(
+                store.clone(),
+                store.work_signal(orderflow_store::Work::Deliveries),
+                PullConfig::default(),
+            );
+            let pulls = Pulls {
+                puller,
+                schedule: pulls,
+            };
+            let registry = orderflow_pipeline::registry(services, timing, pulls)?;
+            (registry, Some(alerts))
+        } else {
+            // API and scheduler nodes start and plan runs but never run a step: they need
+            // the definitions, not the providers.
+            (orderflow_pipeline::definitions(timing, pulls)?, None)
+        };
+        let registry = Arc::new(registry);
         let control = Control::new(store.clone(), registry.clone());
         let worker_id = args.worker_id.clone().unwrap_or_else(|| {
             format!(
@@ -236,23 +307,24 @@ impl Engine {
                 std::process::id()
             )
         });
-        let (worker, alerts) = if args.runs_workers() {
-            let lease = Duration::from_secs(args.lease_seconds.max(1));
-            let config = WorkerConfig {
-                lease,
-                heartbeat_every: lease / 3,
-                observer: args.observer.clone(),
-                ..WorkerConfig::named(worker_id)
-            };
-            let worker = Worker::start(store.clone(), registry.clone(), config);
-            let alerts = AlertDispatcher::start(
-                store.clone(),
-                Arc::new(OperationsAlerts(Arc::new(Alerters(alerters)))),
-                Duration::from_secs(1),
-            );
-            (Some(worker), Some(alerts))
-        } else {
-            (None, None)
+        let (worker, alerts) = match alerts {
+            Some(alerters) => {
+                let lease = Duration::from_secs(args.lease_seconds.max(1));
+                let config = WorkerConfig {
+                    lease,
+                    heartbeat_every: lease / 3,
+                    observer: args.observer.clone(),
+                    ..WorkerConfig::named(worker_id)
+                };
+                let worker = Worker::start(store.clone(), registry.clone(), config);
+                let alerts = AlertDispatcher::start(
+                    store.clone(),
+                    Arc::new(OperationsAlerts(Arc::new(Alerters(alerters)))),
+                    Duration::from_secs(1),
+                );
+                (Some(worker), Some(alerts))
+            }
+            None => (None, None),
         };
         let scheduler = matches!(args.role, NodeRole::Scheduler | NodeRole::All)
             .then(|| Scheduler::start(store, registry));
@@ -264,4 +336,73 @@ impl Engine {
             _scheduler: scheduler,
         })
     }
+}
+
+/// The pipeline's providers and the operations alerters, for a node that runs steps: those
+/// configured, and sandboxes for the others (which [`EngineArgs::check_providers`] allows
+/// only with `--sandbox`).
+async fn services(
+    store: Arc<dyn Store>,
+    args: &EngineArgs,
+    sandboxes: &mut Sandboxes,
+) -> anyhow::Result<(Services, Vec<Arc<dyn Alerter>>)> {
+    let payments: Arc<dyn PaymentGateway> = match configured(&args.payments_url) {
+        Some(url) => Arc::new(StripePayments::new(url, &args.payments_key)?),
+        None => {
+            let sandbox = StripeSandbox::start(&args.payments_key).await?;
+            tracing::warn!(url = %sandbox.url(), "--sandbox: payments go to an in-process sandbox that approves them all");
+            let client = StripePayments::new(sandbox.url(), &args.payments_key)?;
+            sandboxes.payments = Some(sandbox);
+            Arc::new(client)
+        }
+    };
+    let carrier: Arc<dyn Carrier> = match configured(&args.carrier_url) {
+        Some(url) => Arc::new(EasyPostCarrier::new(url, &args.carrier_key)?),
+        None => {
+            let sandbox = EasyPostSandbox::start(&args.carrier_key).await?;
+            tracing::warn!(url = %sandbox.url(), "--sandbox: labels are bought from an in-process sandbox carrier");
+            let client = EasyPostCarrier::new(sandbox.url(), &args.carrier_key)?;
+            sandboxes.carrier = Some(sandbox);
+            Arc::new(client)
+        }
+    };
+    let mailer: Arc<dyn Mailer> = match configured(&args.smtp_url) {
+        Some(url) => Arc::new(SmtpMailer::new(url)?),
+        None => {
+            let sink = SmtpSink::start().await.context("starting the SMTP sink")?;
+            tracing::warn!(url = %sink.url(), "--sandbox: mail goes to an in-process sink");
+            let client = SmtpMailer::new(&sink.url())?;
+            sandboxes.mail = Some(sink);
+            Arc::new(client)
+        }
+    };
+    let mut alerters: Vec<Arc<dyn Alerter>> = Vec::new();
+    if let Some(url) = &args.slack_webhook {
+        alerters.push(Arc::new(SlackWebhook::new(url)?));
+    }
+    if let Some(to) = &args.alert_email {
+        alerters.push(Arc::new(EmailAlerter::new(
+            mailer.clone(),
+            args.mail_from.clone(),
+            to.clone(),
+        )));
+    }
+    if alerters.is_empty() && args.sandbox_alerts {
+        let sink = SlackSink::start()
+            .await
+            .context("starting the Slack sandbox")?;
+        alerters.push(Arc::new(SlackWebhook::new(sink.webhook_url())?));
+        sandboxes.slack = Some(sink);
+    } else if alerters.is_empty() {
+        alerters.push(Arc::new(LoggedAlerts));
+    }
+    let services = Services {
+        store,
+        payments,
+        carrier,
+        mailer,
+        sender: args.mail_from.clone(),
+        warehouse: warehouse(),
+    };
+    Ok((services, alerters))
 }

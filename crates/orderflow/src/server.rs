@@ -9,7 +9,7 @@ use orderflow_intake::forward::ForwardPolicy;
 use orderflow_intake::pull::DEFAULT_PULL_EVERY;
 use orderflow_intake::worker::WorkerConfig;
 use orderflow_server::auth::{issue_key, new_token};
-use orderflow_server::{AppState, Background};
+use orderflow_server::{AppState, Background, PullTimer};
 use orderflow_store::{Role, Store};
 use tokio::net::TcpListener;
 
@@ -24,6 +24,8 @@ pub async fn serve(
     database_url: &str,
     engine: &EngineArgs,
 ) -> anyhow::Result<()> {
+    // Before anything else, so that a misconfigured node stops at once.
+    engine.check_providers()?;
     let store = orderflow_store::open(database_url)
         .await
         .context("opening the database")?;
@@ -44,13 +46,22 @@ pub async fn serve(
         Some(Engine::start(store.clone(), engine).await?)
     };
     let control = running.as_ref().map(|r| r.control.clone());
+    // With the engine, the pulls are its `storefront_pulls` workflow: one run per tick over
+    // every node, on whichever worker claims it. A `--no-pipeline` node has no engine and so
+    // no scheduler to elect a leader with: it pulls on its own timer, on the same cron. Two
+    // such nodes both pull, which costs requests but nothing else (each page moves the
+    // cursor; the inbox keeps one delivery per event key).
+    let pulls = match (&running, &engine.pull_cron.0) {
+        (None, Some(cron)) => PullTimer::Cron(cron.clone()),
+        _ => PullTimer::Off,
+    };
     let state = AppState::with_workflows(store, admin_token.as_deref(), control);
     let background = engine.runs_workers().then(|| {
         Background::start(
             &state,
             WorkerConfig::default(),
             ForwardPolicy::default(),
-            DEFAULT_PULL_EVERY,
+            pulls,
         )
     });
     let served = orderflow_server::serve(listener, state, shutdown_signal()).await;
@@ -90,12 +101,18 @@ impl Running {
             None => None,
         };
         let control = engine.as_ref().map(|e| e.control.clone());
+        // As in `serve`: the engine's workflow pulls when there is one, else a timer.
+        let pulls = if engine.is_some() {
+            PullTimer::Off
+        } else {
+            PullTimer::Every(DEFAULT_PULL_EVERY)
+        };
         let state = AppState::with_workflows(store, Some(&admin_token), control);
         let background = Background::start(
             &state,
             WorkerConfig::default(),
             ForwardPolicy::default(),
-            DEFAULT_PULL_EVERY,
+            pulls,
         );
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(orderflow_server::serve(listener, state, async {

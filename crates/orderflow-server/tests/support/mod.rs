@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use orderflow_intake::forward::ForwardPolicy;
 use orderflow_intake::worker::WorkerConfig;
-use orderflow_server::{AppState, Background};
+use orderflow_server::{AppState, Background, PullTimer};
 use orderflow_store::Store;
 use orderflow_store::scratch::ScratchDatabase;
 use reqwest::StatusCode;
@@ -144,13 +144,31 @@ impl TestApp {
     /// A server whose orders run through the order pipeline, with a workflow worker and
     /// sandboxes for the payment provider, the carrier, the SMTP server and Slack.
     pub async fn spawn_with_pipeline(backend: Backend) -> Option<Self> {
-        Self::spawn_with(backend, Duration::ZERO, Some(Duration::from_millis(50))).await
+        Self::spawn_with(backend, Duration::ZERO, Some(Engine::default())).await
     }
 
     /// Like [`TestApp::spawn_with_pipeline`], but the backorder sensor pokes and the workflow
     /// worker polls only every `idle`: whatever happens sooner was announced.
     pub async fn spawn_with_idle_pipeline(backend: Backend, idle: Duration) -> Option<Self> {
-        Self::spawn_with(backend, Duration::ZERO, Some(idle)).await
+        let engine = Engine {
+            idle,
+            ..Engine::default()
+        };
+        Self::spawn_with(backend, Duration::ZERO, Some(engine)).await
+    }
+
+    /// Like [`TestApp::spawn_with_pipeline`], with the `storefront_pulls` workflow on `cron`
+    /// (the node runs no scheduler: a test fires the ticks it wants with
+    /// `orderflow_workflow::schedule::start_tick` and the registry in `providers`).
+    pub async fn spawn_with_scheduled_pulls(
+        backend: Backend,
+        cron: orderflow_workflow::Cron,
+    ) -> Option<Self> {
+        let engine = Engine {
+            pulls: Some(cron),
+            ..Engine::default()
+        };
+        Self::spawn_with(backend, Duration::ZERO, Some(engine)).await
     }
 
     /// Two nodes on one database, as `--role api` and `--role worker` run: the server on one
@@ -178,16 +196,16 @@ impl TestApp {
             &state,
             worker,
             forwarding,
-            Duration::ZERO,
+            PullTimer::Off,
         ));
         Some(app)
     }
 
-    /// `pipeline`: run the order pipeline, poking and polling every so often.
+    /// `pipeline`: run the workflow engine, as `Engine` says.
     async fn spawn_with(
         backend: Backend,
         pull_every: Duration,
-        pipeline: Option<Duration>,
+        pipeline: Option<Engine>,
     ) -> Option<Self> {
         let worker = WorkerConfig {
             poll: Duration::from_millis(20),
@@ -200,7 +218,7 @@ impl TestApp {
     async fn spawn_with_nodes(
         backend: Backend,
         pull_every: Duration,
-        pipeline: Option<Duration>,
+        pipeline: Option<Engine>,
         intake: Option<WorkerConfig>,
     ) -> Option<Self> {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -227,15 +245,22 @@ impl TestApp {
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
-        let (providers, control) = if let Some(idle) = pipeline {
-            let (providers, control) = Providers::start(store.clone(), idle).await;
-            (Some(providers), Some(control))
-        } else {
-            (None, None)
+        let (providers, control) = match pipeline {
+            Some(engine) => {
+                let (providers, control) = Providers::start(store.clone(), engine).await;
+                (Some(providers), Some(control))
+            }
+            None => (None, None),
         };
         let state = AppState::with_workflows(store.clone(), Some(ADMIN), control);
-        let background =
-            intake.map(|worker| Background::start(&state, worker, fast_forwarding(), pull_every));
+        let background = intake.map(|worker| {
+            Background::start(
+                &state,
+                worker,
+                fast_forwarding(),
+                PullTimer::Every(pull_every),
+            )
+        });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(orderflow_server::serve(listener, state, async {
             let _ = stopped.await;
@@ -523,13 +548,33 @@ pub struct Providers {
     pub carrier: orderflow_sim::EasyPostSandbox,
     pub mail: orderflow_sim::SmtpSink,
     pub slack: orderflow_sim::SlackSink,
+    /// The workflows the node runs: the order pipeline and the storefront pulls.
+    pub registry: Arc<orderflow_workflow::Registry>,
     _worker: orderflow_workflow::WorkerHandle,
     _alerts: orderflow_workflow::AlertDispatcher,
 }
 
+/// How a test node runs the workflow engine.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    /// How often the backorder sensor pokes and the worker looks for due steps.
+    pub idle: Duration,
+    /// The `storefront_pulls` workflow's schedule, if any.
+    pub pulls: Option<orderflow_workflow::Cron>,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Self {
+            idle: Duration::from_millis(50),
+            pulls: None,
+        }
+    }
+}
+
 impl Providers {
-    /// `idle`: how often the backorder sensor pokes and the worker looks for due steps.
-    async fn start(store: Arc<dyn Store>, idle: Duration) -> (Self, orderflow_workflow::Control) {
+    async fn start(store: Arc<dyn Store>, engine: Engine) -> (Self, orderflow_workflow::Control) {
+        let Engine { idle, pulls } = engine;
         use orderflow_adapters::{EasyPostCarrier, SlackWebhook, SmtpMailer, StripePayments};
         let payments = orderflow_sim::StripeSandbox::start("sk_test_pipeline")
             .await
@@ -559,8 +604,16 @@ impl Providers {
             backorder_poke: idle,
             ..orderflow_pipeline::Timing::default()
         };
+        let pulls = orderflow_pipeline::Pulls {
+            puller: orderflow_intake::pull::Puller::new(
+                store.clone(),
+                store.work_signal(orderflow_store::Work::Deliveries),
+                orderflow_intake::pull::PullConfig::default(),
+            ),
+            schedule: pulls,
+        };
         let registry = Arc::new(
-            orderflow_pipeline::registry(services, timing).expect("the pipeline registers"),
+            orderflow_pipeline::registry(services, timing, pulls).expect("the pipeline registers"),
         );
         let worker = orderflow_workflow::Worker::start(
             store.clone(),
@@ -576,12 +629,13 @@ impl Providers {
             Arc::new(orderflow_pipeline::OperationsAlerts(Arc::new(alerter))),
             Duration::from_millis(50),
         );
-        let control = orderflow_workflow::Control::new(store, registry);
+        let control = orderflow_workflow::Control::new(store, registry.clone());
         let providers = Self {
             payments,
             carrier,
             mail,
             slack,
+            registry,
             _worker: worker,
             _alerts: alerts,
         };
