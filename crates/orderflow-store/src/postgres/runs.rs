@@ -233,14 +233,18 @@ pub(super) async fn claim(client: &mut Client, claim: &Claim) -> Result<Vec<Clai
         for name in &names {
             tx.execute(&lock, &[name]).await?;
         }
-        let of_step = tx.prepare_cached(DUE_OF_STEP).await?;
+        let ready_of_step = tx.prepare_cached(DUE_READY_OF_STEP).await?;
+        let expired_of_step = tx.prepare_cached(DUE_EXPIRED_OF_STEP).await?;
         for (step, free) in room_left(&claim.limits, &running_counts(&tx, now).await?) {
-            let take = i64::from(free).min(limit - due.len() as i64);
-            if take <= 0 {
-                continue;
-            }
-            for row in tx.query(&of_step, &[&now, &take, &step]).await? {
-                due.push((row.try_get(0)?, row.try_get(1)?));
+            for statement in [&ready_of_step, &expired_of_step] {
+                let taken = due.iter().filter(|(_, claimed)| *claimed == step).count() as i64;
+                let take = (i64::from(free) - taken).min(limit - due.len() as i64);
+                if take <= 0 {
+                    break;
+                }
+                for row in tx.query(statement, &[&now, &take, &step]).await? {
+                    due.push((row.try_get(0)?, row.try_get(1)?));
+                }
             }
         }
     }
@@ -269,14 +273,18 @@ const LOCK_STEP_LIMIT: &str =
 const TRY_LOCK_STEP_LIMIT: &str =
     "SELECT pg_try_advisory_xact_lock(hashtext('orderflow.step_limit'), hashtext($1))";
 
-const DUE_OF_STEP: &str = concat!(
+const DUE_READY_OF_STEP: &str = concat!(
     "SELECT run_id, step FROM run_steps
-     WHERE step = $3 AND ((status = 'ready' AND due_at <= ",
+     WHERE status = 'ready' AND step = $3 AND due_at <= ",
     at_micros!("$1"),
-    ") OR (status = 'running' AND lease_until <= ",
+    " ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED"
+);
+
+const DUE_EXPIRED_OF_STEP: &str = concat!(
+    "SELECT run_id, step FROM run_steps
+     WHERE status = 'running' AND step = $3 AND lease_until <= ",
     at_micros!("$1"),
-    "))
-     ORDER BY COALESCE(due_at, lease_until) LIMIT $2 FOR UPDATE SKIP LOCKED"
+    " ORDER BY lease_until LIMIT $2 FOR UPDATE SKIP LOCKED"
 );
 
 /// Attempts running now under an unexpired lease, by step.

@@ -104,15 +104,26 @@ pub(super) fn claim(c: &Connection, claim: &Claim) -> Result<Vec<ClaimedStep>> {
         if take == 0 {
             continue;
         }
-        let of_step = c
-            .prepare_cached(
-                "SELECT run_id, step FROM run_steps
-                 WHERE step = ?3 AND ((status = 'ready' AND due_at <= ?1) OR (status = 'running' AND lease_until <= ?1))
-                 ORDER BY COALESCE(due_at, lease_until) LIMIT ?2",
-            )?
-            .query_map(params![now, take, step], |row| Ok((row.get(0)?, row.get(1)?)))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        due.extend(of_step);
+        for sql in [
+            "SELECT run_id, step FROM run_steps
+             WHERE status = 'ready' AND step = ?3 AND due_at <= ?1 ORDER BY due_at LIMIT ?2",
+            "SELECT run_id, step FROM run_steps
+             WHERE status = 'running' AND step = ?3 AND lease_until <= ?1 ORDER BY lease_until LIMIT ?2",
+        ] {
+            let take = take.saturating_sub(
+                due.iter()
+                    .filter(|(_, claimed)| *claimed == step)
+                    .count() as u32,
+            );
+            if take == 0 {
+                break;
+            }
+            let of_step = c
+                .prepare_cached(sql)?
+                .query_map(params![now, take, step], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            due.extend(of_step);
+        }
     }
     due.iter()
         .map(|(run_id, step)| lease(c, run_id, step, &claim.worker, claim.now, claim.lease_until))
