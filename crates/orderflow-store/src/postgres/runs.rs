@@ -273,6 +273,11 @@ const LOCK_STEP_LIMIT: &str =
 const TRY_LOCK_STEP_LIMIT: &str =
     "SELECT pg_try_advisory_xact_lock(hashtext('orderflow.step_limit'), hashtext($1))";
 
+const RUNNING_OF_STEP: &str = concat!(
+    "SELECT count(*) FROM run_steps WHERE status = 'running' AND step = $1 AND lease_until > ",
+    at_micros!("$2")
+);
+
 const DUE_READY_OF_STEP: &str = concat!(
     "SELECT run_id, step FROM run_steps
      WHERE status = 'ready' AND step = $3 AND due_at <= ",
@@ -449,25 +454,26 @@ pub(super) async fn finish(
     )
     .await?;
     let mut next = Vec::new();
-    let mut rooms = None;
     for step in &ready {
         if next.len() >= finish.claim_next as usize {
             break;
         }
-        if finish.limits.iter().any(|l| &l.step == step) {
+        if let Some(limit) = finish.limits.iter().find(|l| &l.step == step) {
             let try_lock = tx.prepare_cached(TRY_LOCK_STEP_LIMIT).await?;
-            let locked: bool = tx.query_one(&try_lock, &[step]).await?.try_get(0)?;
-            if !locked {
-                continue;
-            }
-            if rooms.is_none() {
-                rooms = Some(room_left(&finish.limits, &running_counts(&tx, now).await?));
-            }
-            let full = rooms
-                .iter()
-                .flatten()
-                .any(|(limited, free)| limited == step && *free == 0);
-            if full {
+            let count = tx.prepare_cached(RUNNING_OF_STEP).await?;
+            // Sent together, one round trip: the count still runs after the lock was tried,
+            // in a snapshot of its own.
+            let (lock_params, count_params): (
+                [&(dyn tokio_postgres::types::ToSql + Sync); 1],
+                [&(dyn tokio_postgres::types::ToSql + Sync); 2],
+            ) = ([step], [step, &now]);
+            let (locked, running) = tokio::join!(
+                tx.query_one(&try_lock, &lock_params),
+                tx.query_one(&count, &count_params)
+            );
+            let locked: bool = locked?.try_get(0)?;
+            let running: i64 = running?.try_get(0)?;
+            if !locked || running >= i64::from(limit.at_once) {
                 continue;
             }
         }

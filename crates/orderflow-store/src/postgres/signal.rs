@@ -19,6 +19,7 @@ use crate::Work;
 use crate::wake::Wakers;
 
 const RECONNECT_AFTER: Duration = Duration::from_secs(1);
+const GATHER_ANNOUNCEMENTS: Duration = Duration::from_millis(5);
 
 /// One channel per kind of work, all listened to on the node's one `LISTEN` connection.
 /// Steps keep the channel they always had, so that nodes of an older release still hear them.
@@ -125,6 +126,11 @@ async fn notify_loop(config: tokio_postgres::Config, wake: Arc<Notify>, pending:
                 tracing::warn!(%error, "work announcement failed; reconnecting");
                 break;
             }
+            // Each NOTIFY is a commit of its own, and every listening backend reads it: under
+            // a burst, announcements gather for a moment instead of going out back to back.
+            // Other nodes hear of work at most this much later; this node's workers were
+            // woken directly.
+            tokio::time::sleep(GATHER_ANNOUNCEMENTS).await;
         }
     }
 }
