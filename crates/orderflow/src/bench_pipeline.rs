@@ -93,8 +93,10 @@ pub async fn measure(
         .await
     };
     let placing = started.elapsed();
+    // Only the order pipeline's runs: a storefront-pulls tick may fall inside the bench.
     let running = RunFilter {
         status: Some(RunStatus::Running),
+        workflow: Some(orderflow_pipeline::ORDER_WORKFLOW.into()),
         limit: 1,
         ..Default::default()
     };
@@ -156,6 +158,7 @@ pub async fn measure(
 async fn all_runs(store: &dyn Store) -> anyhow::Result<Vec<Run>> {
     let mut runs = Vec::new();
     let mut filter = RunFilter {
+        workflow: Some(orderflow_pipeline::ORDER_WORKFLOW.into()),
         limit: 200,
         ..Default::default()
     };
