@@ -311,6 +311,44 @@ async fn a_restock_wakes_backordered_orders_first_come_first_served_without_wait
 }
 
 on_both_backends!(
+    a_cancelled_order_hands_its_units_to_a_waiting_order_without_waiting_for_the_next_poke,
+    multi_thread
+);
+async fn a_cancelled_order_hands_its_units_to_a_waiting_order_without_waiting_for_the_next_poke(
+    backend: Backend,
+) {
+    let Some(app) = TestApp::spawn_with_idle_pipeline(backend, LONG_POKE).await else {
+        return;
+    };
+    app.put_product("lamp", 1).await;
+    // The older order holds the one lamp and waits for a second; the younger waits for one.
+    let older = place(&app, &[("lamp", 2)], "pm_card_visa").await;
+    waiting_for_stock(&app, &older).await;
+    let younger = place(&app, &[("lamp", 1)], "pm_card_visa").await;
+    waiting_for_stock(&app, &younger).await;
+    assert_eq!(app.stock("lamp").await, (1, 1));
+
+    let since = tokio::time::Instant::now();
+    let cancelled = app
+        .send(
+            "DELETE",
+            &format!("/orders/{older}"),
+            Some(ADMIN),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    let took = shipped_within(&app, &younger, since).await;
+    assert!(
+        took < LONG_POKE / 3,
+        "the younger order shipped {took:?} after the older one was cancelled"
+    );
+    assert_eq!(app.stock("lamp").await, (0, 0));
+    app.shutdown().await;
+}
+
+on_both_backends!(
     a_declined_payment_releases_the_stock_and_tells_the_customer,
     multi_thread
 );

@@ -465,7 +465,11 @@ impl crate::Store for PostgresStore {
 
     async fn cancel_order(&self, scope: &Scope, cancel: CancelOrder) -> Result<Order> {
         let mut client = self.pool.get().await?;
-        orders::cancel_order(&mut client, scope, &cancel).await
+        let (order, poked) = orders::cancel_order(&mut client, scope, &cancel).await?;
+        if poked > 0 {
+            self.signal.announce(Work::Steps);
+        }
+        Ok(order)
     }
 
     async fn list_orders(&self, scope: &Scope, filter: OrderFilter) -> Result<Page<Order>> {

@@ -518,11 +518,12 @@ pub(super) async fn edit_order(
     Ok(order)
 }
 
+/// Also returns how many backorder sensors the released units made due now.
 pub(super) async fn cancel_order(
     client: &mut Client,
     scope: &Scope,
     cancel: &CancelOrder,
-) -> Result<Order> {
+) -> Result<(Order, u64)> {
     let now = micros(cancel.now);
     let order_id = cancel.order_id.as_str();
     let tx = client.transaction().await?;
@@ -532,7 +533,7 @@ pub(super) async fn cancel_order(
         Cancellation::AlreadyCancelled => {
             let order = load_order(&tx, scope, &cancel.order_id).await?;
             tx.commit().await?;
-            return Ok(order);
+            return Ok((order, 0));
         }
         Cancellation::TooLate(status) => return Err(Error::TooLateToCancel(status)),
     };
@@ -592,12 +593,15 @@ pub(super) async fn cancel_order(
             "order {order_id} changed status while locked"
         )));
     }
+    // Released units are as good as a restock to the orders waiting for the products; the
+    // products are locked already, as the restock's path has them.
+    let poked = super::runs::poke_backorder_sensors(&tx, &head.store_id, &product_ids, now).await?;
     if let Some(planner) = &cancel.runs {
         super::runs::cancel_order_runs(&tx, &cancel.order_id, cancel.now, planner.as_ref()).await?;
     }
     let order = load_order(&tx, scope, &cancel.order_id).await?;
     tx.commit().await?;
-    Ok(order)
+    Ok((order, poked))
 }
 
 pub(super) async fn advance_order(client: &mut Client, advance: &AdvanceOrder) -> Result<Order> {

@@ -449,9 +449,14 @@ impl crate::Store for SqliteStore {
 
     async fn cancel_order(&self, scope: &Scope, cancel: CancelOrder) -> Result<Order> {
         let scope = scope.clone();
-        self.writer
+        let (order, poked) = self
+            .writer
             .write(move |c| cancel_order(c, &scope, &cancel))
-            .await
+            .await?;
+        if poked > 0 {
+            self.wakers.wake(Work::Steps);
+        }
+        Ok(order)
     }
 
     async fn list_orders(&self, scope: &Scope, filter: OrderFilter) -> Result<Page<Order>> {
@@ -1491,11 +1496,12 @@ fn edit_order(c: &Connection, scope: &Scope, edit: &EditOrder) -> Result<Order> 
     read_order(c, scope, &edit.order_id)
 }
 
-fn cancel_order(c: &Connection, scope: &Scope, cancel: &CancelOrder) -> Result<Order> {
+/// Also returns how many backorder sensors the released units made due now.
+fn cancel_order(c: &Connection, scope: &Scope, cancel: &CancelOrder) -> Result<(Order, usize)> {
     let head = read_head(c, scope, &cancel.order_id)?;
     let transition = match status::cancellation(head.status) {
         Cancellation::Cancel(transition) => transition,
-        Cancellation::AlreadyCancelled => return read_order(c, scope, &cancel.order_id),
+        Cancellation::AlreadyCancelled => return Ok((read_order(c, scope, &cancel.order_id)?, 0)),
         Cancellation::TooLate(status) => return Err(Error::TooLateToCancel(status)),
     };
     let lines = if head.holds_stock {
@@ -1503,6 +1509,7 @@ fn cancel_order(c: &Connection, scope: &Scope, cancel: &CancelOrder) -> Result<O
     } else {
         Vec::new()
     };
+    let mut poked = 0;
     for line in lines {
         change_reserved(
             c,
@@ -1511,6 +1518,9 @@ fn cancel_order(c: &Connection, scope: &Scope, cancel: &CancelOrder) -> Result<O
             -i64::from(line.quantity.get()),
             cancel.now,
         )?;
+        // Released units are as good as a restock to the orders waiting for the product.
+        poked +=
+            runs::poke_backorder_sensors(c, &head.store_id, line.product_id.as_str(), cancel.now)?;
     }
     c.prepare_cached("DELETE FROM backorders WHERE order_id = ?1")?
         .execute([cancel.order_id.as_str()])?;
@@ -1525,7 +1535,7 @@ fn cancel_order(c: &Connection, scope: &Scope, cancel: &CancelOrder) -> Result<O
     if let Some(planner) = &cancel.runs {
         runs::cancel_order_runs(c, &cancel.order_id, cancel.now, planner.as_ref())?;
     }
-    read_order(c, scope, &cancel.order_id)
+    Ok((read_order(c, scope, &cancel.order_id)?, poked))
 }
 
 fn advance_order(c: &Connection, advance: &AdvanceOrder) -> Result<Order> {
