@@ -349,6 +349,43 @@ async fn a_cancelled_order_hands_its_units_to_a_waiting_order_without_waiting_fo
 }
 
 on_both_backends!(
+    an_edit_that_gives_units_back_hands_them_to_a_waiting_order_at_once,
+    multi_thread
+);
+async fn an_edit_that_gives_units_back_hands_them_to_a_waiting_order_at_once(backend: Backend) {
+    let Some(app) = TestApp::spawn_with_idle_pipeline(backend, LONG_POKE).await else {
+        return;
+    };
+    app.put_product("lamp", 2).await;
+    // The older order holds both lamps and waits for a third; the younger waits for one.
+    let older = place(&app, &[("lamp", 3)], "pm_card_visa").await;
+    waiting_for_stock(&app, &older).await;
+    let younger = place(&app, &[("lamp", 1)], "pm_card_visa").await;
+    waiting_for_stock(&app, &younger).await;
+    assert_eq!(app.stock("lamp").await, (2, 2));
+
+    let since = tokio::time::Instant::now();
+    let edited = app
+        .send(
+            "PATCH",
+            &format!("/orders/{older}"),
+            Some(ADMIN),
+            Some(json!({"products": [{"product_id": "lamp", "item_count": 1}]})),
+            &[],
+        )
+        .await;
+    assert_eq!(edited.status, StatusCode::OK, "{}", edited.body);
+    let took = shipped_within(&app, &younger, since).await;
+    assert!(
+        took < LONG_POKE / 3,
+        "the younger order shipped {took:?} after the older one gave a lamp back"
+    );
+    shipped_within(&app, &older, since).await;
+    assert_eq!(app.stock("lamp").await, (0, 0));
+    app.shutdown().await;
+}
+
+on_both_backends!(
     a_declined_payment_releases_the_stock_and_tells_the_customer,
     multi_thread
 );

@@ -460,7 +460,11 @@ impl crate::Store for PostgresStore {
 
     async fn edit_order(&self, scope: &Scope, edit: EditOrder) -> Result<Order> {
         let mut client = self.pool.get().await?;
-        orders::edit_order(&mut client, scope, &edit).await
+        let (order, poked) = orders::edit_order(&mut client, scope, &edit).await?;
+        if poked > 0 {
+            self.signal.announce(Work::Steps);
+        }
+        Ok(order)
     }
 
     async fn cancel_order(&self, scope: &Scope, cancel: CancelOrder) -> Result<Order> {

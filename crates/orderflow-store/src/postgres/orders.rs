@@ -422,11 +422,12 @@ pub(super) async fn get_order(
     Ok(order)
 }
 
+/// Also returns how many backorder sensors the units the edit released made due now.
 pub(super) async fn edit_order(
     client: &mut Client,
     scope: &Scope,
     edit: &EditOrder,
-) -> Result<Order> {
+) -> Result<(Order, u64)> {
     let now = micros(edit.now);
     let order_id = edit.order_id.as_str();
     let tx = client.transaction().await?;
@@ -438,6 +439,7 @@ pub(super) async fn edit_order(
 
     let mut new_status = head.status;
     let mut events = Vec::new();
+    let mut poked = 0;
     if let Some(new_lines) = &edit.lines {
         let held: Vec<OrderLine> = read_lines(&tx, &edit.order_id)
             .await?
@@ -502,7 +504,15 @@ pub(super) async fn edit_order(
         if let Some(transition) = status::after_edit(head.status, false) {
             new_status = transition.to();
             events.push((new_status, Some("lines edited; all units reserved")));
+            poked += super::runs::poke_order_sensors(&tx, order_id, now).await?;
         }
+        // Units the edit gave back are as good as a restock to the orders waiting for them.
+        let released: Vec<&str> = deltas
+            .iter()
+            .filter(|(_, delta)| *delta < 0)
+            .map(|(id, _)| *id)
+            .collect();
+        poked += super::runs::poke_backorder_sensors(&tx, &head.store_id, &released, now).await?;
     }
 
     let address = common::to_json(&edit.shipping_address)?;
@@ -515,7 +525,7 @@ pub(super) async fn edit_order(
     )?;
     let order = load_order(&tx, scope, &edit.order_id).await?;
     tx.commit().await?;
-    Ok(order)
+    Ok((order, poked))
 }
 
 /// Also returns how many backorder sensors the released units made due now.

@@ -1034,3 +1034,23 @@ pub(super) async fn poke_backorder_sensors(
         .execute(&statement, &[&store_id.as_str(), &product_ids, &now])
         .await?)
 }
+
+/// Makes the sensors waiting between pokes in the running runs of `order_id` due at `now`
+/// (Unix µs): an edit that left the order nothing to wait for lets it move on at once.
+pub(super) async fn poke_order_sensors(
+    tx: &Transaction<'_>,
+    order_id: &str,
+    now: i64,
+) -> Result<u64> {
+    let statement = tx
+        .prepare_cached(concat!(
+            "UPDATE run_steps s SET due_at = ",
+            at_micros!("$2"),
+            " FROM runs r
+             WHERE r.run_id = s.run_id AND r.order_id = $1 AND r.status = 'running'
+               AND s.status = 'ready' AND s.poking AND s.due_at > ",
+            at_micros!("$2")
+        ))
+        .await?;
+    Ok(tx.execute(&statement, &[&order_id, &now]).await?)
+}

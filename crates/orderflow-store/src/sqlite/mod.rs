@@ -442,9 +442,14 @@ impl crate::Store for SqliteStore {
 
     async fn edit_order(&self, scope: &Scope, edit: EditOrder) -> Result<Order> {
         let scope = scope.clone();
-        self.writer
+        let (order, poked) = self
+            .writer
             .write(move |c| edit_order(c, &scope, &edit))
-            .await
+            .await?;
+        if poked > 0 {
+            self.wakers.wake(Work::Steps);
+        }
+        Ok(order)
     }
 
     async fn cancel_order(&self, scope: &Scope, cancel: CancelOrder) -> Result<Order> {
@@ -1433,13 +1438,15 @@ fn read_order(c: &Connection, scope: &Scope, order_id: &OrderId) -> Result<Order
     })
 }
 
-fn edit_order(c: &Connection, scope: &Scope, edit: &EditOrder) -> Result<Order> {
+/// Also returns how many backorder sensors the units the edit released made due now.
+fn edit_order(c: &Connection, scope: &Scope, edit: &EditOrder) -> Result<(Order, usize)> {
     let head = read_head(c, scope, &edit.order_id)?;
     common::check_editable(head.status, head.version, edit.expected_version)?;
     if !head.holds_stock && edit.lines.is_some() {
         return Err(Error::LinesManagedElsewhere);
     }
     let mut new_status = head.status;
+    let mut poked = 0;
     if let Some(new_lines) = &edit.lines {
         let current = read_lines(c, &edit.order_id)?;
         let held: Vec<_> = current.iter().map(PricedLine::as_order_line).collect();
@@ -1455,6 +1462,11 @@ fn edit_order(c: &Connection, scope: &Scope, edit: &EditOrder) -> Result<Order> 
         let (currency, total_minor) = common::total(&lines)?;
         for (product_id, delta) in &plan.deltas {
             change_reserved(c, &head.store_id, product_id, *delta, edit.now)?;
+            // Units the edit gave back are as good as a restock to the orders waiting for them.
+            if *delta < 0 {
+                poked +=
+                    runs::poke_backorder_sensors(c, &head.store_id, product_id.as_str(), edit.now)?;
+            }
         }
         c.prepare_cached("DELETE FROM order_lines WHERE order_id = ?1")?
             .execute([edit.order_id.as_str()])?;
@@ -1469,6 +1481,7 @@ fn edit_order(c: &Connection, scope: &Scope, edit: &EditOrder) -> Result<Order> 
             ])?;
         if let Some(transition) = status::after_edit(head.status, false) {
             new_status = transition.to();
+            poked += runs::poke_order_sensors(c, edit.order_id.as_str(), edit.now)?;
             append_event(
                 c,
                 &edit.order_id,
@@ -1493,7 +1506,7 @@ fn edit_order(c: &Connection, scope: &Scope, edit: &EditOrder) -> Result<Order> 
         micros(edit.now),
         edit.order_id.as_str()
     ])?;
-    read_order(c, scope, &edit.order_id)
+    Ok((read_order(c, scope, &edit.order_id)?, poked))
 }
 
 /// Also returns how many backorder sensors the released units made due now.

@@ -766,3 +766,18 @@ pub(super) fn poke_backorder_sensors(
     )?
     .execute(params![store_id.as_str(), product_id, micros(now)])?)
 }
+
+/// Makes the sensors waiting between pokes in the running runs of `order_id` due at `now`:
+/// an edit that left the order nothing to wait for lets it move on at once.
+pub(super) fn poke_order_sensors(
+    c: &Connection,
+    order_id: &str,
+    now: OffsetDateTime,
+) -> Result<usize> {
+    Ok(c.prepare_cached(
+        "UPDATE run_steps SET due_at = ?2
+         WHERE status = 'ready' AND poking AND due_at > ?2
+           AND run_id IN (SELECT run_id FROM runs WHERE order_id = ?1 AND status = 'running')",
+    )?
+    .execute(params![order_id, micros(now)])?)
+}
