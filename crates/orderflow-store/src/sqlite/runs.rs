@@ -130,6 +130,14 @@ pub(super) fn claim(c: &Connection, claim: &Claim) -> Result<Vec<ClaimedStep>> {
         .collect()
 }
 
+/// Attempts of `step` running now under an unexpired lease.
+fn running_of_step(c: &Connection, step: &str, now: OffsetDateTime) -> Result<i64> {
+    Ok(c.prepare_cached(
+        "SELECT count(*) FROM run_steps WHERE status = 'running' AND step = ?1 AND lease_until > ?2",
+    )?
+    .query_row(params![step, micros(now)], |row| row.get(0))?)
+}
+
 /// Attempts running now under an unexpired lease, by step.
 fn running_counts(c: &Connection, now: OffsetDateTime) -> Result<HashMap<String, i64>> {
     Ok(c
@@ -301,32 +309,25 @@ pub(super) fn finish(
         ])?;
     }
     let (run_status, ready) = replan(c, &finish.run_id, finish.now, planner)?;
-    let rooms = if finish.limits.is_empty() {
-        Vec::new()
-    } else {
-        room_left(&finish.limits, &running_counts(c, finish.now)?)
-    };
-    let has_room = |step: &String| {
-        rooms
-            .iter()
-            .find(|(limited, _)| limited == step)
-            .is_none_or(|(_, free)| *free > 0)
-    };
-    let next: Vec<ClaimedStep> = ready
-        .iter()
-        .filter(|step| has_room(step))
-        .take(finish.claim_next as usize)
-        .map(|step| {
-            lease(
-                c,
-                &finish.run_id,
-                step,
-                &finish.worker,
-                finish.now,
-                finish.lease_until,
-            )
-        })
-        .collect::<Result<_>>()?;
+    let mut next = Vec::new();
+    for step in &ready {
+        if next.len() >= finish.claim_next as usize {
+            break;
+        }
+        if let Some(limit) = finish.limits.iter().find(|l| &l.step == step)
+            && running_of_step(c, step, finish.now)? >= i64::from(limit.at_once)
+        {
+            continue;
+        }
+        next.push(lease(
+            c,
+            &finish.run_id,
+            step,
+            &finish.worker,
+            finish.now,
+            finish.lease_until,
+        )?);
+    }
     Ok(Finished {
         run_status,
         left_ready: ready.len() - next.len(),
