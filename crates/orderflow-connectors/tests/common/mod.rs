@@ -11,8 +11,10 @@ use serde_json::{Value, json};
 
 /// The text of a file under `tests/fixtures/`, embedded at compile time (`.as_bytes()` for
 /// a body).
-// The custom platform has no outside sample and leaves it unused.
-#[allow(unused_macros)]
+#[allow(
+    unused_macros,
+    reason = "the custom platform has no outside sample and leaves it unused"
+)]
 macro_rules! fixture {
     ($path:literal) => {
         include_str!(concat!(
@@ -23,7 +25,10 @@ macro_rules! fixture {
     };
 }
 
-#[allow(unused_imports)]
+#[allow(
+    unused_imports,
+    reason = "the custom platform has no outside sample and leaves it unused"
+)]
 pub(crate) use fixture;
 
 /// A JSON fixture as a document, for editing.
