@@ -23,22 +23,16 @@ fn fixture(path: &str) -> Vec<u8> {
 
 /// A courier's client store on Shopify: orders are recorded, not reserved, and forwarded.
 async fn courier_store(app: &TestApp, store_id: &str, sink: &Sink, rules: Value) {
-    let reply = app
-        .post(
-            "/stores",
-            ADMIN,
-            json!({
-                "store_id": store_id,
-                "name": "Client shop",
-                "platform": "shopify",
-                "webhook_secret": SHOPIFY_SECRET,
-                "manage_stock": false,
-                "rules": rules,
-                "destination": {"url": sink.url, "secret": DESTINATION_SECRET},
-            }),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    app.create_store(json!({
+        "store_id": store_id,
+        "name": "Client shop",
+        "platform": "shopify",
+        "webhook_secret": SHOPIFY_SECRET,
+        "manage_stock": false,
+        "rules": rules,
+        "destination": {"url": sink.url, "secret": DESTINATION_SECRET},
+    }))
+    .await;
 }
 
 fn shopify_headers(body: &[u8], event_id: &str) -> Vec<(&'static str, String)> {
@@ -312,10 +306,7 @@ async fn forged_missing_or_wrong_secret_signatures_are_refused_and_nothing_is_st
 #[tokio::test]
 async fn woocommerce_webhook_creation_ping_is_answered_without_a_signature() {
     let app = TestApp::spawn().await;
-    let reply = app
-        .post("/stores", ADMIN, json!({"store_id": "woo", "name": "Woo", "platform": "woocommerce", "webhook_secret": "wc_secret_1234"}))
-        .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    app.create_store(json!({"store_id": "woo", "name": "Woo", "platform": "woocommerce", "webhook_secret": "wc_secret_1234"})).await;
     let ping = app
         .post_raw(
             "/webhooks/woocommerce/woo",
@@ -522,15 +513,11 @@ async fn send_woo(app: &TestApp, body: &[u8], topic: &str) -> Value {
 #[tokio::test]
 async fn a_stale_update_changes_nothing_and_a_platform_cancellation_cancels_the_order() {
     let app = TestApp::spawn().await;
-    let reply = app
-        .post(
-            "/stores",
-            ADMIN,
-            json!({"store_id": "woo", "name": "Woo", "platform": "woocommerce",
+    app.create_store(
+        json!({"store_id": "woo", "name": "Woo", "platform": "woocommerce",
                    "webhook_secret": WOO_SECRET, "manage_stock": false}),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    )
+    .await;
     let processing = fixture("woocommerce/order_727_retrieve.json");
     let completed = fixture("woocommerce/order_727_update_completed.json");
 
@@ -565,14 +552,7 @@ async fn a_stale_update_changes_nothing_and_a_platform_cancellation_cancels_the_
 #[tokio::test]
 async fn a_signed_payload_that_cannot_be_parsed_is_kept_and_marked_failed() {
     let app = TestApp::spawn().await;
-    let reply = app
-        .post(
-            "/stores",
-            ADMIN,
-            json!({"store_id": "woo", "name": "Woo", "platform": "woocommerce", "webhook_secret": WOO_SECRET}),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::CREATED);
+    app.create_store(json!({"store_id": "woo", "name": "Woo", "platform": "woocommerce", "webhook_secret": WOO_SECRET})).await;
     let delivery = send_woo(
         &app,
         br#"{"id": 1, "line_items": "not a list"}"#,
@@ -594,15 +574,11 @@ async fn a_signed_payload_that_cannot_be_parsed_is_kept_and_marked_failed() {
 async fn a_jumpseller_cancellation_after_payment_is_ordered_by_when_it_fired() {
     const SECRET: &str = "jumpseller_hooks_token";
     let app = TestApp::spawn().await;
-    let reply = app
-        .post(
-            "/stores",
-            ADMIN,
-            json!({"store_id": "js", "name": "Tienda", "platform": "jumpseller",
+    app.create_store(
+        json!({"store_id": "js", "name": "Tienda", "platform": "jumpseller",
                    "webhook_secret": SECRET, "manage_stock": false}),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    )
+    .await;
     let paid = fixture("jumpseller/webhook_order_paid_body_doc_example.json");
     let send = |body: Vec<u8>, event: &'static str, fired: &'static str| {
         let headers = vec![
@@ -667,16 +643,10 @@ async fn the_preview_judges_a_vtex_hook_by_the_order_fetched_from_the_oms() {
         orderflow_sim::vtex::serve_oms(Shop::with_orders([order.clone()]), "appkey", "apptoken")
             .await
             .expect("the OMS sandbox serves");
-    let reply = app
-        .post(
-            "/stores",
-            ADMIN,
-            json!({"store_id": "lux", "name": "Lux", "platform": "vtex",
+    app.create_store(json!({"store_id": "lux", "name": "Lux", "platform": "vtex",
                    "webhook_secret": SECRET, "manage_stock": false,
-                   "api": {"base_url": oms.url(), "key": "appkey", "token": "apptoken"}}),
-        )
+                   "api": {"base_url": oms.url(), "key": "appkey", "token": "apptoken"}}))
         .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
     let hooks = orderflow_sim::vtex::VtexHookSender::new(&app.base, "lux", SECRET);
     assert!(hooks.send(&order).await.delivered);
     let inbox = settled_inbox(&app, "lux", 1).await;
@@ -719,15 +689,11 @@ async fn the_preview_judges_a_vtex_hook_by_the_order_fetched_from_the_oms() {
 async fn the_preview_reads_a_jumpseller_body_with_its_triggered_at_header() {
     const SECRET: &str = "jumpseller_hooks_token";
     let app = TestApp::spawn().await;
-    let reply = app
-        .post(
-            "/stores",
-            ADMIN,
-            json!({"store_id": "js", "name": "Tienda", "platform": "jumpseller",
+    app.create_store(
+        json!({"store_id": "js", "name": "Tienda", "platform": "jumpseller",
                    "webhook_secret": SECRET, "manage_stock": false}),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    )
+    .await;
     // The documented body has no creation time; the header says when the event fired.
     let body = fixture("jumpseller/webhook_order_paid_body_doc_example.json");
     let headers = vec![
@@ -826,15 +792,11 @@ async fn a_shopify_orders_delete_webhook_cancels_the_order_and_releases_its_stoc
     let Some(app) = TestApp::spawn_on(backend).await else {
         return;
     };
-    let reply = app
-        .post(
-            "/stores",
-            ADMIN,
-            json!({"store_id": "client", "name": "Own shop", "platform": "shopify",
+    app.create_store(
+        json!({"store_id": "client", "name": "Own shop", "platform": "shopify",
                    "webhook_secret": SHOPIFY_SECRET, "manage_stock": true}),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    )
+    .await;
     const SKUS: [&str; 3] = ["IPOD2008GREEN", "IPOD2008RED", "IPOD2008BLACK"];
     for sku in SKUS {
         let product = json!({"name": sku, "category": "audio", "price": 19900, "currency": "USD", "on_hand": 5});

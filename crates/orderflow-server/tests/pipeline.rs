@@ -577,15 +577,9 @@ async fn an_api_order_in_a_store_with_a_destination_is_forwarded_to_its_courier_
         return;
     };
     let sink = Sink::start(vec![Answer::Status(200)]).await;
-    let reply = app
-        .post(
-            "/stores",
-            ADMIN,
-            json!({"store_id": "courier", "name": "Courier client",
-                   "destination": {"url": sink.url, "secret": DESTINATION_SECRET}}),
-        )
+    app.create_store(json!({"store_id": "courier", "name": "Courier client",
+                   "destination": {"url": sink.url, "secret": DESTINATION_SECRET}}))
         .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
     let product = json!({"name": "Mug", "category": "kitchen", "price": 1250, "currency": "EUR", "on_hand": 5});
     app.put_product_in("courier", "mug", product).await;
     let mut body = order_body(&[("mug", 2)], "pm_card_visa");

@@ -309,14 +309,8 @@ async fn unknown_runs_unknown_steps_and_another_tenants_runs_are_not_found(backe
     app.put_product("lamp", 0).await;
     let order_id = place(&app, "lamp", 1).await;
     let run_id = running_run(&app, &order_id).await;
-    let reply = app
-        .post(
-            "/stores",
-            ADMIN,
-            json!({"store_id": "other", "name": "Other"}),
-        )
+    app.create_store(json!({"store_id": "other", "name": "Other"}))
         .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
     let other = app.key(json!({"role": "store", "store_id": "other"})).await;
 
     for path in [

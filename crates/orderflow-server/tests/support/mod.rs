@@ -364,6 +364,13 @@ impl TestApp {
         self.send("POST", path, Some(token), Some(body), &[]).await
     }
 
+    /// Creates a store (`POST /stores`) as the admin, asserting it was created.
+    pub async fn create_store(&self, store: Value) -> Reply {
+        let reply = self.post("/stores", ADMIN, store).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply
+    }
+
     pub async fn put_product(&self, product_id: &str, on_hand: i64) -> Reply {
         let body = json!({"name": format!("Product {product_id}"), "category": "test", "price": 1250, "currency": "EUR", "on_hand": on_hand});
         self.put_product_at(&format!("/products/{product_id}"), body)
@@ -607,7 +614,6 @@ impl Providers {
         let pulls = orderflow_pipeline::Pulls {
             puller: orderflow_intake::pull::Puller::new(
                 store.clone(),
-                store.work_signal(orderflow_store::Work::Deliveries),
                 orderflow_intake::pull::PullConfig::default(),
             ),
             schedule: pulls,
