@@ -11,6 +11,7 @@ use orderflow_domain::status::Progress;
 use orderflow_domain::{Address, OrderId, OrderStatus};
 use orderflow_store::{
     AdvanceOrder, BackorderFill, CancelOrder, Error as StoreError, NewForward, Order, Scope,
+    StoreRecord,
 };
 use orderflow_workflow::{Outcome, StepContext, StepError, StepHandler};
 use time::OffsetDateTime;
@@ -68,6 +69,15 @@ async fn live_order(services: &Services, context: &StepContext) -> Result<Order,
         return Err(StepError::fatal(format!("the order is {}", order.status)));
     }
     Ok(order)
+}
+
+/// The order's store, as it is now (its rules, destination and name).
+async fn store_of(services: &Services, order: &Order) -> Result<StoreRecord, StepError> {
+    services
+        .store
+        .get_store(&order.store_id)
+        .await
+        .map_err(store_error)
 }
 
 async fn advance(
@@ -128,12 +138,7 @@ impl StepHandler for ApplyRules {
         if order.source.is_some() {
             return done(serde_json::json!({ "decided": "at intake" }));
         }
-        let store = self
-            .0
-            .store
-            .get_store(&order.store_id)
-            .await
-            .map_err(store_error)?;
+        let store = store_of(&self.0, &order).await?;
         let rules = orderflow_intake::rules::parse_rules(&store.settings.rules)
             .map_err(|error| StepError::fatal(format!("the store's rules are invalid: {error}")))?;
         let region = order
@@ -297,12 +302,7 @@ pub(crate) struct ForwardToCourier(pub Arc<Services>);
 impl StepHandler for ForwardToCourier {
     async fn run(&self, context: &StepContext) -> Result<Outcome, StepError> {
         let order = live_order(&self.0, context).await?;
-        let store = self
-            .0
-            .store
-            .get_store(&order.store_id)
-            .await
-            .map_err(store_error)?;
+        let store = store_of(&self.0, &order).await?;
         let Some(destination) = store.settings.destination else {
             return done(
                 serde_json::json!({ "forwarded": false, "reason": "the store has no destination" }),
@@ -382,12 +382,7 @@ pub(crate) struct PackingSlip(pub Arc<Services>);
 impl StepHandler for PackingSlip {
     async fn run(&self, context: &StepContext) -> Result<Outcome, StepError> {
         let order = live_order(&self.0, context).await?;
-        let store = self
-            .0
-            .store
-            .get_store(&order.store_id)
-            .await
-            .map_err(store_error)?;
+        let store = store_of(&self.0, &order).await?;
         let slip = SlipDocument {
             order_id: order.order_id.to_string(),
             store_name: store.name,
