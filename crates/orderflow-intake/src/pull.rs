@@ -76,7 +76,6 @@ use serde_json::value::RawValue;
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
-use tokio::sync::Notify;
 
 /// How often a node without the workflow engine (`--no-pipeline`, `bench`) pulls every store
 /// with API credentials; nodes with the engine pull in a scheduled workflow instead.
@@ -217,7 +216,6 @@ struct Boundary {
 pub struct Puller {
     store: Arc<dyn Store>,
     http: reqwest::Client,
-    wake: Arc<Notify>,
     config: PullConfig,
     boundaries: Arc<Mutex<HashMap<StoreId, Boundary>>>,
 }
@@ -309,8 +307,9 @@ fn id_text(raw: &RawValue) -> Option<String> {
 }
 
 impl Puller {
-    /// `wake` is the intake worker's: notified after each new delivery.
-    pub fn new(store: Arc<dyn Store>, wake: Arc<Notify>, config: PullConfig) -> Self {
+    /// Intake workers hear of the deliveries it stores from the store itself
+    /// (`Work::Deliveries`), as of webhooks'.
+    pub fn new(store: Arc<dyn Store>, config: PullConfig) -> Self {
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             // A platform that redirects is misconfigured here; following it could carry the
@@ -321,7 +320,6 @@ impl Puller {
         Self {
             store,
             http,
-            wake,
             config,
             boundaries: Arc::new(Mutex::new(HashMap::new())),
         }
@@ -530,7 +528,6 @@ impl Puller {
             report.duplicates += 1;
         } else {
             report.stored += 1;
-            self.wake.notify_one();
         }
         Ok(())
     }

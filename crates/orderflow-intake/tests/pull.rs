@@ -15,7 +15,6 @@ use orderflow_store::{
     OrderFilter, Scope, Store, StoreRecord, StoreSettings,
 };
 use time::OffsetDateTime;
-use tokio::sync::Notify;
 
 /// Expands a case into `mod case { sqlite(), postgres() }`.
 macro_rules! case {
@@ -111,9 +110,10 @@ struct Intake {
 
 impl Intake {
     fn new(store: Arc<dyn Store>) -> Self {
-        let wake = Arc::new(Notify::new());
+        // The tests drain the worker by hand; its wake-up goes unused.
+        let wake = store.work_signal(orderflow_store::Work::Deliveries);
         Self {
-            puller: Puller::new(store.clone(), wake.clone(), config()),
+            puller: Puller::new(store.clone(), config()),
             worker: Worker::new(store.clone(), wake, WorkerConfig::default()),
             store,
         }
@@ -357,7 +357,7 @@ async fn a_quiet_platform_adds_nothing(intake: &Intake, record: &StoreRecord) {
     assert_eq!((again.stored, again.duplicates), (0, 0), "{again:?}");
     assert_eq!(intake.cursor(&store_id).await, cursor);
 
-    let restarted = Puller::new(intake.store.clone(), Arc::new(Notify::new()), config());
+    let restarted = Puller::new(intake.store.clone(), config());
     let after_restart = restarted.pull_store(record).await.expect("pulls");
     assert_eq!(after_restart.stored, 0, "{after_restart:?}");
     assert_eq!(intake.cursor(&store_id).await, cursor);

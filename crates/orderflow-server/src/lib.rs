@@ -306,8 +306,7 @@ impl Background {
             let _ = stopped.wait_for(|stop| *stop).await;
         };
         let deliveries = state.store.work_signal(orderflow_store::Work::Deliveries);
-        let intake =
-            orderflow_intake::worker::Worker::new(state.store.clone(), deliveries.clone(), worker);
+        let intake = orderflow_intake::worker::Worker::new(state.store.clone(), deliveries, worker);
         let forwarder = orderflow_intake::forward::Forwarder::new(
             state.store.clone(),
             state.store.work_signal(orderflow_store::Work::Forwards),
@@ -315,7 +314,6 @@ impl Background {
         );
         let puller = orderflow_intake::pull::Puller::new(
             state.store.clone(),
-            deliveries,
             orderflow_intake::pull::PullConfig::default(),
         );
         let mut tasks = vec![

@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use orderflow_domain::StoreId;
@@ -33,21 +32,15 @@ async fn client_store(
     secret: Option<&str>,
     api: Value,
 ) {
-    let reply = app
-        .post(
-            "/stores",
-            ADMIN,
-            json!({
-                "store_id": store_id,
-                "name": format!("{platform} client"),
-                "platform": platform,
-                "webhook_secret": secret,
-                "manage_stock": false,
-                "api": api,
-            }),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    app.create_store(json!({
+        "store_id": store_id,
+        "name": format!("{platform} client"),
+        "platform": platform,
+        "webhook_secret": secret,
+        "manage_stock": false,
+        "api": api,
+    }))
+    .await;
 }
 
 async fn orders(app: &TestApp, store_id: &str) -> Vec<Value> {
@@ -251,11 +244,7 @@ async fn orders_shopify_never_delivered_are_reconciled_by_the_pull(backend: Back
         .get_store(&"client".parse::<StoreId>().expect("a store id"))
         .await
         .expect("the store");
-    let puller = Puller::new(
-        app.store.clone(),
-        Arc::new(tokio::sync::Notify::new()),
-        PullConfig::default(),
-    );
+    let puller = Puller::new(app.store.clone(), PullConfig::default());
     let report = puller.pull_store(&record).await.expect("the pull succeeds");
 
     assert_eq!(report.stored, 3);

@@ -266,11 +266,7 @@ pub async fn run(
 
     // The server pulls on its own schedule (every few minutes); the demo does not wait for
     // it and runs one round for the shops that have no webhooks, as the schedule would.
-    let puller = Puller::new(
-        store.clone(),
-        Arc::new(tokio::sync::Notify::new()),
-        PullConfig::default(),
-    );
+    let puller = Puller::new(store.clone(), PullConfig::default());
     let mut pulled = 0usize;
     for index in [PRESTASHOP, MAGENTO] {
         let store_id: StoreId = CLIENTS[index].store_id.parse()?;

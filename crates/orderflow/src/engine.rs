@@ -281,12 +281,7 @@ impl Engine {
         let (registry, alerts) = if args.runs_workers() {
             args.check_providers()?;
             let (services, alerts) = services(store.clone(), args, &mut sandboxes).await?;
-            // The store announces each stored delivery to every node's intake workers itself.
-            let puller = Puller::new(
-                store.clone(),
-                store.work_signal(orderflow_store::Work::Deliveries),
-                PullConfig::default(),
-            );
+            let puller = Puller::new(store.clone(), PullConfig::default());
             let pulls = Pulls {
                 puller,
                 schedule: pulls,
