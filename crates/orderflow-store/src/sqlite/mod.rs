@@ -520,16 +520,27 @@ impl crate::Store for SqliteStore {
         let store_id = store_id.clone();
         self.read(move |c| {
             let sql = format!(
-                "SELECT p.product_id, p.on_hand, p.reserved,
-                        COALESCE((SELECT SUM(l.quantity) FROM order_lines l JOIN orders o ON o.order_id = l.order_id
-                                  WHERE o.store_id = p.store_id AND l.product_id = p.product_id
-                                    AND o.holds_stock AND o.status IN ({})), 0)
-                 FROM products p WHERE p.store_id = ?1 ORDER BY p.product_id",
+                // One pass over the store's live orders: lines are not indexed by product,
+                // which would cost every placement an insert at a random place in that index.
+                "WITH live AS (
+                     SELECT l.product_id, SUM(l.quantity) AS units
+                     FROM orders o JOIN order_lines l ON l.order_id = o.order_id
+                     WHERE o.store_id = ?1 AND o.holds_stock AND o.status IN ({})
+                     GROUP BY l.product_id
+                 )
+                 SELECT p.product_id, p.on_hand, p.reserved, COALESCE(live.units, 0)
+                 FROM products p LEFT JOIN live ON live.product_id = p.product_id
+                 WHERE p.store_id = ?1 ORDER BY p.product_id",
                 live_statuses_sql()
             );
             let mut statement = c.prepare(&sql)?;
             let rows = statement.query_map([store_id.as_str()], |row| {
-                Ok((row.get::<_, String>(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                ))
             })?;
             rows.map(|row| {
                 let (product_id, on_hand, reserved, reserved_by_live_orders) = row?;
