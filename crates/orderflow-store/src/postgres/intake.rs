@@ -44,10 +44,12 @@ const RECEIVE: &str = concat!(
     "WITH claimed AS (
          INSERT INTO inbox_events (store_id, event_key, delivery_id) VALUES ($2, $4, $1)
          ON CONFLICT DO NOTHING RETURNING delivery_id
+     ), kept AS (
+         INSERT INTO inbox_bodies (delivery_id, body) VALUES ($1, $7)
      )
-     INSERT INTO inbox (delivery_id, store_id, platform, event_key, topic, headers, body, status,
+     INSERT INTO inbox (delivery_id, store_id, platform, event_key, topic, headers, status,
                         received_at, processed_at)
-     SELECT $1, $2, $3, $4, $5, $6::TEXT::JSONB, $7,
+     SELECT $1, $2, $3, $4, $5, $6::TEXT::JSONB,
             CASE WHEN EXISTS (SELECT 1 FROM claimed) THEN 'received' ELSE 'duplicate' END, ",
     at_micros!("$8"),
     ", CASE WHEN EXISTS (SELECT 1 FROM claimed) THEN NULL ELSE ",
@@ -106,18 +108,22 @@ pub(super) async fn claim(
 ) -> Result<Vec<Delivery>> {
     let statement = client
         .prepare_cached(concat!(
-            "UPDATE inbox SET lease_until = ",
+            "WITH leased AS (
+                 UPDATE inbox SET lease_until = ",
             at_micros!("$3"),
             ", attempts = attempts + 1
-             WHERE delivery_id IN (
-                 SELECT delivery_id FROM inbox
-                 WHERE status = 'received' AND (lease_until IS NULL OR lease_until <= ",
+                 WHERE delivery_id IN (
+                     SELECT delivery_id FROM inbox
+                     WHERE status = 'received' AND (lease_until IS NULL OR lease_until <= ",
             at_micros!("$1"),
             ")
-                 ORDER BY delivery_id LIMIT $2
-                 FOR UPDATE SKIP LOCKED)
-             RETURNING body, ",
-            delivery_columns!()
+                     ORDER BY delivery_id LIMIT $2
+                     FOR UPDATE SKIP LOCKED)
+                 RETURNING ",
+            delivery_columns!(),
+            "
+             )
+             SELECT leased.*, b.body FROM leased JOIN inbox_bodies b USING (delivery_id)"
         ))
         .await?;
     let rows = client
@@ -254,9 +260,9 @@ pub(super) async fn read_delivery(
 ) -> Result<Delivery> {
     let statement = client
         .prepare_cached(concat!(
-            "SELECT body, ",
+            "SELECT b.body, ",
             delivery_columns!(),
-            " FROM inbox WHERE delivery_id = $1"
+            " FROM inbox JOIN inbox_bodies b USING (delivery_id) WHERE delivery_id = $1"
         ))
         .await?;
     let row = client
@@ -301,9 +307,10 @@ pub(super) async fn recent_order_deliveries(
 ) -> Result<Vec<Delivery>> {
     let statement = client
         .prepare_cached(concat!(
-            "SELECT body, ",
+            "SELECT b.body, ",
             delivery_columns!(),
-            " FROM inbox WHERE store_id = $1 AND status NOT IN ('duplicate', 'failed')
+            " FROM inbox JOIN inbox_bodies b USING (delivery_id)
+              WHERE store_id = $1 AND status NOT IN ('duplicate', 'failed')
               ORDER BY delivery_id DESC LIMIT $2"
         ))
         .await?;

@@ -40,9 +40,9 @@ pub(super) fn receive(c: &Connection, delivery: &NewDelivery) -> Result<Received
         DeliveryStatus::Received
     };
     c.prepare_cached(
-        "INSERT INTO inbox (delivery_id, store_id, platform, event_key, topic, headers, body, status,
+        "INSERT INTO inbox (delivery_id, store_id, platform, event_key, topic, headers, status,
                             duplicate_of, received_at, processed_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, CASE WHEN ?9 IS NULL THEN NULL ELSE ?10 END)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, CASE WHEN ?8 IS NULL THEN NULL ELSE ?9 END)",
     )?
     .execute(params![
         delivery.delivery_id,
@@ -51,11 +51,12 @@ pub(super) fn receive(c: &Connection, delivery: &NewDelivery) -> Result<Received
         delivery.event_key,
         delivery.topic,
         common::headers_json(&delivery.headers)?,
-        delivery.body,
         status.as_str(),
         duplicate_of,
         micros(delivery.now),
     ])?;
+    c.prepare_cached("INSERT INTO inbox_bodies (delivery_id, body) VALUES (?1, ?2)")?
+        .execute(params![delivery.delivery_id, delivery.body])?;
     Ok(Received {
         delivery_id: delivery.delivery_id.clone(),
         duplicate_of,
@@ -142,12 +143,10 @@ pub(super) fn read_delivery(
     delivery_id: &str,
     with_body: bool,
 ) -> Result<Delivery> {
-    let sql = format!("SELECT {DELIVERY_COLUMNS}, body FROM inbox WHERE delivery_id = ?1");
-    let (row, body) = c
+    let sql = format!("SELECT {DELIVERY_COLUMNS} FROM inbox WHERE delivery_id = ?1");
+    let row = c
         .prepare_cached(&sql)?
-        .query_row([delivery_id], |row| {
-            Ok((delivery_row(row)?, row.get::<_, Vec<u8>>(13)?))
-        })
+        .query_row([delivery_id], delivery_row)
         .optional()?
         .ok_or(Error::NotFound)?;
     let mut delivery = into_delivery(row)?;
@@ -155,7 +154,9 @@ pub(super) fn read_delivery(
         return Err(Error::NotFound);
     }
     if with_body {
-        delivery.body = body;
+        delivery.body = c
+            .prepare_cached("SELECT body FROM inbox_bodies WHERE delivery_id = ?1")?
+            .query_row([delivery_id], |row| row.get(0))?;
     }
     Ok(delivery)
 }
