@@ -1,8 +1,8 @@
 //! The intake worker: claims inbox deliveries, parses them, applies the store's rules and
 //! places, updates or cancels the order they carry, then records each delivery's fate.
 //!
-//! Exactly once rests on the database, not on the worker: an order is placed under the
-//! idempotency key `intake:{platform}:{external id}` (and the unique external id), a newer
+//! Exactly once rests on the database, not on the worker: an order is placed under its
+//! external id, unique per store (a second placement finds the first and replays it), a newer
 //! platform version replaces the held one only if it is newer, and forwards are unique per
 //! order. A worker that dies mid-delivery leaves its lease to run out; the next one redoes
 //! the delivery and finds what was already done.
@@ -20,8 +20,8 @@ use orderflow_connectors::{IncomingOrder, Platform};
 use orderflow_domain::id::time_ordered_id;
 use orderflow_domain::{OrderId, OrderLine, OrderLines, ProductId, Quantity, Refusal, StoreId};
 use orderflow_store::{
-    CancelOrder, Delivery, DeliveryStatus, Error as StoreError, Idempotency, NewForward,
-    OrderSource, PlaceOrder, PricedLine, Scope, Settlement, SourceUpdate, Store, StoreRecord,
+    CancelOrder, Delivery, DeliveryStatus, Error as StoreError, NewForward, OrderSource,
+    PlaceOrder, PricedLine, Scope, Settlement, SourceUpdate, Store, StoreRecord,
 };
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -409,10 +409,8 @@ impl Worker {
                 allow_partial: true,
                 customer: Some(incoming.customer.clone()),
                 shipping_address: incoming.shipping_address.clone(),
-                idempotency: Some(Idempotency {
-                    key: format!("intake:{}:{}", incoming.platform, incoming.external_id),
-                    request_hash: "intake".into(),
-                }),
+                // The external id, unique per store, makes the placement exactly once.
+                idempotency: None,
                 source: Some(OrderSource {
                     external_id: incoming.external_id.clone(),
                     updated_at: incoming.updated_at,

@@ -3,7 +3,7 @@
 
 use orderflow_domain::status;
 use orderflow_domain::{
-    Currency, OrderLine, OrderStatus, ProductId, Quantity, ReservationPlan, StockLevel,
+    Currency, OrderLine, OrderStatus, ProductId, Quantity, ReservationPlan, Shortfall, StockLevel,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
 use crate::model::{
-    BackorderLine, Idempotency, InboxFilter, OrderFilter, PlaceOrder, Placement, PricedLine,
+    BackorderLine, Idempotency, InboxFilter, Order, OrderFilter, PlaceOrder, Placement, PricedLine,
     Receipt, Scope, StoreSettings,
 };
 
@@ -52,6 +52,39 @@ pub(crate) fn replay(stored_hash: &str, receipt: &str, request: &Idempotency) ->
         receipt,
         replayed: true,
     })
+}
+
+/// The receipt of an order already held, for a placement that finds its storefront order
+/// placed before (by its external id): what it reserved, and what it still waits for.
+pub(crate) fn receipt_of(order: &Order) -> Receipt {
+    Receipt {
+        order_id: order.order_id.clone(),
+        order_status: order.status,
+        products: order
+            .lines
+            .iter()
+            .map(|line| OrderLine {
+                product_id: line.product_id.clone(),
+                quantity: line.quantity,
+            })
+            .collect(),
+        unavailable: order
+            .backorder
+            .iter()
+            .map(|waiting| {
+                let reserved = order
+                    .lines
+                    .iter()
+                    .find(|line| line.product_id == waiting.product_id)
+                    .map_or(0, |line| line.quantity.get());
+                Shortfall {
+                    product_id: waiting.product_id.clone(),
+                    requested: reserved.saturating_add(waiting.quantity.get()),
+                    available: i64::from(reserved),
+                }
+            })
+            .collect(),
+    }
 }
 
 /// Attaches each product's current price; `price_of` must know every line's product.

@@ -241,7 +241,8 @@ pub struct Receipt {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Placement {
     pub receipt: Receipt,
-    /// True when an earlier request with the same idempotency key placed the order.
+    /// True when an earlier request with the same idempotency key placed the order, or, for
+    /// a storefront order, an earlier placement of the same external id.
     pub replayed: bool,
 }
 

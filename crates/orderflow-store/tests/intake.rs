@@ -8,8 +8,8 @@ use std::sync::Arc;
 use orderflow_domain::OrderStatus;
 use orderflow_domain::id::time_ordered_id;
 use orderflow_store::{
-    DeliveryStatus, Error, ForwardOutcome, ForwardStatus, Idempotency, InboxFilter, NewDelivery,
-    NewForward, OrderSource, PlaceOrder, Scope, Settlement, SourceUpdate, Store, Work,
+    DeliveryStatus, Error, ForwardOutcome, ForwardStatus, InboxFilter, NewDelivery, NewForward,
+    OrderSource, PlaceOrder, Scope, Settlement, SourceUpdate, Store, Work,
 };
 use time::Duration;
 use tokio::sync::Notify;
@@ -42,10 +42,8 @@ fn storefront_order(
     PlaceOrder {
         run: None,
         allow_partial: true,
-        idempotency: Some(Idempotency {
-            key: format!("intake:{external_id}"),
-            request_hash: "intake".into(),
-        }),
+        // As intake places them: the external id, unique per store, is the only key.
+        idempotency: None,
         source: Some(OrderSource {
             external_id: external_id.into(),
             updated_at: now(),
@@ -228,6 +226,38 @@ async fn a_storefront_order_is_placed_once_per_external_id(store: Arc<dyn Store>
         order.timeline[0].note.as_deref(),
         Some("placed from shopify")
     );
+    let orders = listed(store.as_ref(), &Scope::Store(store_id), filter(10)).await;
+    assert_eq!(orders.len(), 1);
+}
+
+case!(
+    a_storefront_order_placed_ten_times_at_once_is_one_order_reserved_once,
+    multi_thread
+);
+async fn a_storefront_order_placed_ten_times_at_once_is_one_order_reserved_once(
+    store: Arc<dyn Store>,
+) {
+    let store_id = create_store(store.as_ref(), "shop").await;
+    stock(store.as_ref(), &store_id, &[("SKU-1", 1500, 10)]).await;
+    let placements = (0..10).map(|_| {
+        let store = store.clone();
+        let order = storefront_order(&store_id, "820982911946154508", false);
+        tokio::spawn(async move { store.place_order(order).await })
+    });
+    let mut placed = Vec::new();
+    for placement in placements {
+        placed.push(placement.await.expect("task").expect("placed or replayed"));
+    }
+    assert_eq!(placed.iter().filter(|p| !p.replayed).count(), 1);
+    let first = &placed
+        .iter()
+        .find(|p| !p.replayed)
+        .expect("one placed")
+        .receipt;
+    for replayed in placed.iter().filter(|p| p.replayed) {
+        assert_eq!(&replayed.receipt, first);
+    }
+    assert_eq!(level(store.as_ref(), &store_id, "SKU-1").await, (10, 2));
     let orders = listed(store.as_ref(), &Scope::Store(store_id), filter(10)).await;
     assert_eq!(orders.len(), 1);
 }

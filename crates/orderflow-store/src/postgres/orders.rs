@@ -325,10 +325,15 @@ pub(super) async fn place_order(client: &mut Client, order: &PlaceOrder) -> Resu
         match try_place_order(client, order).await? {
             Attempt::Done(placement) => return Ok(placement),
             Attempt::KeyTaken => {
-                let idempotency = order.idempotency.as_ref().ok_or_else(|| {
-                    Error::Corrupt("an idempotency key conflict without a key".into())
-                })?;
-                return replay(client, &order.store_id, idempotency).await;
+                return match (&order.idempotency, &order.source) {
+                    (Some(idempotency), _) => replay(client, &order.store_id, idempotency).await,
+                    (None, Some(source)) => {
+                        replay_storefront_order(client, &order.store_id, &source.external_id).await
+                    }
+                    (None, None) => Err(Error::Corrupt(
+                        "a key conflict for an order with neither key nor external id".into(),
+                    )),
+                };
             }
             Attempt::StalePlan => continue,
         }
@@ -474,6 +479,33 @@ async fn try_place_order(client: &Client, order: &PlaceOrder) -> Result<Attempt>
         receipt,
         replayed: false,
     }))
+}
+
+/// A storefront order is known by its external id, unique per store: no key of its own.
+async fn replay_storefront_order(
+    client: &mut Client,
+    store_id: &StoreId,
+    external_id: &str,
+) -> Result<Placement> {
+    let tx = snapshot(client).await?;
+    let find = tx
+        .prepare_cached("SELECT order_id FROM orders WHERE store_id = $1 AND external_id = $2")
+        .await?;
+    let row = tx
+        .query_opt(&find, &[&store_id.as_str(), &external_id])
+        .await?
+        .ok_or_else(|| {
+            Error::Corrupt(format!(
+                "external id {external_id:?} conflicted, yet no order holds it"
+            ))
+        })?;
+    let order_id: OrderId = parse("order_id", row.try_get::<_, &str>("order_id")?)?;
+    let held = load_order(&tx, &Scope::Store(store_id.clone()), &order_id).await?;
+    tx.commit().await?;
+    Ok(Placement {
+        receipt: common::receipt_of(&held),
+        replayed: true,
+    })
 }
 
 async fn replay(

@@ -1207,6 +1207,27 @@ fn place_order(c: &Connection, order: &PlaceOrder) -> Result<Placement> {
             return common::replay(&request_hash, &receipt, idempotency);
         }
     }
+    if let Some(source) = order
+        .source
+        .as_ref()
+        .filter(|_| order.idempotency.is_none())
+    {
+        // A storefront order is known by its external id, unique per store: no key of its own.
+        let held: Option<String> = c
+            .prepare_cached("SELECT order_id FROM orders WHERE store_id = ?1 AND external_id = ?2")?
+            .query_row([order.store_id.as_str(), &source.external_id], |row| {
+                row.get(0)
+            })
+            .optional()?;
+        if let Some(held) = held {
+            let scope = Scope::Store(order.store_id.clone());
+            let held = read_order(c, &scope, &parse("order_id", &held)?)?;
+            return Ok(Placement {
+                receipt: common::receipt_of(&held),
+                replayed: true,
+            });
+        }
+    }
 
     let unmanaged = common::unmanaged_lines(order);
     let holds_stock = unmanaged.is_none();
