@@ -63,15 +63,11 @@ async fn a_delivery_resent_concurrently_is_received_once_and_recorded_as_duplica
     store: Arc<dyn Store>,
 ) {
     let store_id = create_store(store.as_ref(), "shop").await;
-    let sends = (0..10).map(|_| {
-        let store = store.clone();
-        let delivery = delivery(&store_id, "evt-1");
-        tokio::spawn(async move { store.receive_delivery(delivery).await })
-    });
-    let mut received = Vec::new();
-    for send in sends {
-        received.push(send.await.expect("task").expect("stored"));
-    }
+    let received: Vec<_> = at_once(10, || {
+        let (store, delivery) = (store.clone(), delivery(&store_id, "evt-1"));
+        async move { store.receive_delivery(delivery).await.expect("stored") }
+    })
+    .await;
     let originals: Vec<_> = received
         .iter()
         .filter(|r| r.duplicate_of.is_none())
@@ -239,15 +235,12 @@ async fn a_storefront_order_placed_ten_times_at_once_is_one_order_reserved_once(
 ) {
     let store_id = create_store(store.as_ref(), "shop").await;
     stock(store.as_ref(), &store_id, &[("SKU-1", 1500, 10)]).await;
-    let placements = (0..10).map(|_| {
+    let placed = at_once(10, || {
         let store = store.clone();
         let order = storefront_order(&store_id, "820982911946154508", false);
-        tokio::spawn(async move { store.place_order(order).await })
-    });
-    let mut placed = Vec::new();
-    for placement in placements {
-        placed.push(placement.await.expect("task").expect("placed or replayed"));
-    }
+        async move { store.place_order(order).await.expect("placed or replayed") }
+    })
+    .await;
     assert_eq!(placed.iter().filter(|p| !p.replayed).count(), 1);
     let first = &placed
         .iter()

@@ -178,9 +178,8 @@ struct PlaceValues<'a> {
     currency: Option<&'a str>,
     total_minor: i64,
     note: Option<&'a str>,
-    key: Option<&'a str>,
-    request_hash: Option<&'a str>,
-    receipt: String,
+    /// The idempotency key, its request hash and the receipt it will replay.
+    claim: Option<(&'a str, &'a str, String)>,
     external_id: Option<&'a str>,
     source_updated_at: Option<i64>,
     source: Option<&'a str>,
@@ -279,15 +278,15 @@ fn place_statement<'a>(values: &'a PlaceValues<'a>) -> (String, Vec<Param<'a>>) 
         p.bind(&values.first_note),
         p.bind(&values.note),
     ));
-    if values.key.is_some() {
+    if let Some((key, request_hash, receipt)) = &values.claim {
         ctes.push(format!(
             "claimed AS (
                  INSERT INTO idempotency_keys (store_id, key, request_hash, receipt, created_at)
                  VALUES ({store}, {}::TEXT, {}::TEXT, {}::TEXT::JSONB, {at})
              )",
-            p.bind(&values.key),
-            p.bind(&values.request_hash),
-            p.bind(&values.receipt),
+            p.bind(key),
+            p.bind(request_hash),
+            p.bind(receipt),
         ));
     }
     if let Some((run_id, workflow, input)) = &values.run {
@@ -386,8 +385,16 @@ async fn try_place_order(client: &Client, order: &PlaceOrder) -> Result<Attempt>
         products: plan.reserve,
         unavailable: plan.backorder,
     };
-    let receipt_json =
-        serde_json::to_string(&receipt).map_err(|e| Error::Corrupt(e.to_string()))?;
+    // Only a claimed key keeps the receipt to replay.
+    let claim = order
+        .idempotency
+        .as_ref()
+        .map(|i| {
+            let receipt =
+                serde_json::to_string(&receipt).map_err(|e| Error::Corrupt(e.to_string()))?;
+            Ok::<_, Error>((i.key.as_str(), i.request_hash.as_str(), receipt))
+        })
+        .transpose()?;
 
     let (reserve_ids, reserve_quantities) = lines
         .iter()
@@ -428,9 +435,7 @@ async fn try_place_order(client: &Client, order: &PlaceOrder) -> Result<Attempt>
         currency: currency.as_ref().map(Currency::as_str),
         total_minor,
         note,
-        key: order.idempotency.as_ref().map(|i| i.key.as_str()),
-        request_hash: order.idempotency.as_ref().map(|i| i.request_hash.as_str()),
-        receipt: receipt_json,
+        claim,
         external_id: order.source.as_ref().map(|s| s.external_id.as_str()),
         source_updated_at: order.source.as_ref().map(|s| micros(s.updated_at)),
         source: order.source.as_ref().map(|s| s.document.as_str()),

@@ -322,3 +322,17 @@ pub fn assert_not_found<T: Debug>(result: Result<T>) {
         other => panic!("expected Error::NotFound, got {other:?}"),
     }
 }
+
+/// Starts `copies` calls at once, each on a task of its own, and returns what each answered.
+pub async fn at_once<T, Call>(copies: usize, call: impl Fn() -> Call) -> Vec<T>
+where
+    Call: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let tasks: Vec<_> = (0..copies).map(|_| tokio::spawn(call())).collect();
+    let mut answers = Vec::with_capacity(copies);
+    for task in tasks {
+        answers.push(task.await.expect("task"));
+    }
+    answers
+}
