@@ -141,9 +141,16 @@ impl PostgresStore {
         // Every statement here is a keyed lookup or write whose generic plan is the right one,
         // but with array parameters PostgreSQL's cost model keeps choosing custom plans, and
         // re-planning each execution cost as much CPU as executing (docs/BENCHMARKS.md).
+        // A generic plan is made once per connection, though, from the statistics of that
+        // moment: prepared while a table was new and small (or never analysed), an
+        // `= ANY($1)` lookup became a sequential scan that stayed one as the table grew, until
+        // the pipeline spent half of PostgreSQL's CPU scanning orders. Every statement here
+        // is served by an index, so sequential scans are priced out: plans no longer depend
+        // on when a connection first ran them (a table with no index to use is still scanned).
+        let plans = "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off";
         let options = match config.get_options() {
-            Some(options) => format!("{options} -c plan_cache_mode=force_generic_plan"),
-            None => "-c plan_cache_mode=force_generic_plan".to_owned(),
+            Some(options) => format!("{options} {plans}"),
+            None => plans.to_owned(),
         };
         config.options(&options);
         let manager = Manager::from_config(
@@ -454,8 +461,8 @@ impl crate::Store for PostgresStore {
     }
 
     async fn get_order(&self, scope: &Scope, order_id: &OrderId) -> Result<Order> {
-        let mut client = self.pool.get().await?;
-        orders::get_order(&mut client, scope, order_id).await
+        let client = self.pool.get().await?;
+        orders::get_order(&client, scope, order_id).await
     }
 
     async fn edit_order(&self, scope: &Scope, edit: EditOrder) -> Result<Order> {
