@@ -46,6 +46,7 @@ macro_rules! product_columns {
 mod documents;
 mod intake;
 mod orders;
+mod placer;
 mod runs;
 mod signal;
 
@@ -115,6 +116,7 @@ async fn prepare_all<const N: usize>(
 
 pub struct PostgresStore {
     pool: Pool,
+    placer: placer::Placer,
     signal: signal::WorkSignal,
 }
 
@@ -166,7 +168,12 @@ impl PostgresStore {
             .wait_timeout(Some(POOL_WAIT))
             .build()
             .map_err(|error| Error::Config(error.to_string()))?;
-        Ok(Self { pool, signal })
+        let placer = placer::Placer::start(pool.clone());
+        Ok(Self {
+            pool,
+            placer,
+            signal,
+        })
     }
 }
 
@@ -452,8 +459,7 @@ impl crate::Store for PostgresStore {
     }
 
     async fn place_order(&self, order: PlaceOrder) -> Result<Placement> {
-        let mut client = self.pool.get().await?;
-        let placement = orders::place_order(&mut client, &order).await?;
+        let placement = orders::place_order(&self.pool, &self.placer, &order).await?;
         if order.run.is_some() && !placement.replayed {
             self.signal.announce(Work::Steps);
         }

@@ -9,15 +9,17 @@
 
 use std::collections::HashMap;
 
-use deadpool_postgres::{Client, GenericClient, Transaction};
+use deadpool_postgres::{Client, GenericClient, Pool, Transaction};
 use orderflow_domain::status::{self, Cancellation, state};
 use orderflow_domain::{
     Currency, CustomerId, OrderId, OrderLine, OrderStatus, StockLevel, StoreId, TimelineEntry,
     Transition, plan_edit, plan_reservation,
 };
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{IsolationLevel, Row, Statement};
 
+use super::placer::{Batched, PlaceStatement, Placer};
 use super::{Param, prepare_all};
 use crate::common::{self, from_micros, micros, parse};
 use crate::error::{Error, Result};
@@ -140,15 +142,16 @@ const READ_PRODUCTS: &str =
      WHERE store_id = $1 AND product_id = ANY($2)";
 
 /// A statement whose parameters are numbered as they are bound, so that the parts left out of
-/// it leave no unused parameter behind (PostgreSQL cannot type one).
+/// it leave no unused parameter behind (PostgreSQL cannot type one). It owns them, so that the
+/// statement can be handed to the placement batcher.
 #[derive(Default)]
-struct Numbered<'a> {
-    params: Vec<Param<'a>>,
+struct Numbered {
+    params: Vec<Box<dyn ToSql + Send + Sync>>,
 }
 
-impl<'a> Numbered<'a> {
-    fn bind(&mut self, value: Param<'a>) -> String {
-        self.params.push(value);
+impl Numbered {
+    fn bind(&mut self, value: impl ToSql + Send + Sync + 'static) -> String {
+        self.params.push(Box::new(value));
         format!("${}", self.params.len())
     }
 }
@@ -160,35 +163,35 @@ fn timestamp_of(param: &str) -> String {
     )
 }
 
-/// Values a placement writes, borrowed for the length of its one statement.
-struct PlaceValues<'a> {
-    store_id: &'a str,
+/// Values a placement writes, moved into its one statement.
+struct PlaceValues {
+    store_id: String,
     now: i64,
-    order_id: &'a str,
-    reserve_ids: Vec<&'a str>,
+    order_id: String,
+    reserve_ids: Vec<String>,
     reserve_quantities: Vec<i64>,
-    line_ids: Vec<&'a str>,
+    line_ids: Vec<String>,
     line_quantities: Vec<i64>,
     line_prices: Vec<i64>,
-    line_currencies: Vec<&'a str>,
-    backordered: Vec<&'a str>,
+    line_currencies: Vec<String>,
+    backordered: Vec<String>,
     missing: Vec<i64>,
-    customer_id: Option<&'a str>,
-    status: &'a str,
+    customer_id: Option<String>,
+    status: &'static str,
     customer: Option<String>,
     address: Option<String>,
-    currency: Option<&'a str>,
+    currency: Option<String>,
     total_minor: i64,
-    note: Option<&'a str>,
+    note: Option<String>,
     /// The idempotency key, its request hash and the receipt it will replay.
-    claim: Option<(&'a str, &'a str, String)>,
-    external_id: Option<&'a str>,
+    claim: Option<(String, String, String)>,
+    external_id: Option<String>,
     source_updated_at: Option<i64>,
-    source: Option<&'a str>,
-    first_note: &'a str,
+    source: Option<String>,
+    first_note: String,
     reserving: bool,
-    run: Option<(&'a str, &'a str, &'a str)>,
-    step_names: Vec<&'a str>,
+    run: Option<(String, String, String)>,
+    step_names: Vec<String>,
     step_ready: Vec<bool>,
 }
 
@@ -203,17 +206,22 @@ struct PlaceValues<'a> {
 /// index a statement names is opened and locked at every execution, and past 16 relations
 /// PostgreSQL leaves its per-backend fast path for the shared lock table: leaving them out
 /// took a fifth of the server's CPU off a placement without key, backorder or run.
-fn place_statement<'a>(values: &'a PlaceValues<'a>) -> (String, Vec<Param<'a>>) {
+fn place_statement(values: PlaceValues) -> PlaceStatement {
+    let products = values
+        .reserve_ids
+        .iter()
+        .map(|product| (values.store_id.clone(), product.clone()))
+        .collect();
     let mut p = Numbered::default();
-    let store = p.bind(&values.store_id);
-    let now = p.bind(&values.now);
+    let store = p.bind(values.store_id);
+    let now = p.bind(values.now);
     let at = timestamp_of(&now);
-    let order = p.bind(&values.order_id);
+    let order = p.bind(values.order_id);
     let mut ctes = Vec::new();
     if values.reserving {
         let (ids, quantities) = (
-            p.bind(&values.reserve_ids),
-            p.bind(&values.reserve_quantities),
+            p.bind(values.reserve_ids),
+            p.bind(values.reserve_quantities),
         );
         ctes.push(format!(
             "locked AS MATERIALIZED (
@@ -230,7 +238,7 @@ fn place_statement<'a>(values: &'a PlaceValues<'a>) -> (String, Vec<Param<'a>>) 
              )"
         ));
     }
-    let status = p.bind(&values.status);
+    let status = p.bind(values.status);
     ctes.push(format!(
         "placed AS (
              INSERT INTO orders (order_id, store_id, external_id, customer_id, status, customer,
@@ -239,15 +247,15 @@ fn place_statement<'a>(values: &'a PlaceValues<'a>) -> (String, Vec<Param<'a>>) 
              VALUES ({order}, {store}, {}::TEXT, {}, {status}, {}::TEXT::JSONB, {}::TEXT::JSONB, {}, {}, 1, {at}, {at},
                      {}, {}::TEXT::JSONB, {}::BOOLEAN)
          )",
-        p.bind(&values.external_id),
-        p.bind(&values.customer_id),
-        p.bind(&values.customer),
-        p.bind(&values.address),
-        p.bind(&values.currency),
-        p.bind(&values.total_minor),
-        timestamp_of(&p.bind(&values.source_updated_at)),
-        p.bind(&values.source),
-        p.bind(&values.reserving),
+        p.bind(values.external_id),
+        p.bind(values.customer_id),
+        p.bind(values.customer),
+        p.bind(values.address),
+        p.bind(values.currency),
+        p.bind(values.total_minor),
+        timestamp_of(&p.bind(values.source_updated_at)),
+        p.bind(values.source),
+        p.bind(values.reserving),
     ));
     ctes.push(format!(
         "lines AS (
@@ -256,10 +264,10 @@ fn place_statement<'a>(values: &'a PlaceValues<'a>) -> (String, Vec<Param<'a>>) 
              FROM unnest({}::TEXT[], {}::BIGINT[], {}::BIGINT[], {}::TEXT[])
                   WITH ORDINALITY AS l (product_id, quantity, unit_price_minor, currency, line_no)
          )",
-        p.bind(&values.line_ids),
-        p.bind(&values.line_quantities),
-        p.bind(&values.line_prices),
-        p.bind(&values.line_currencies),
+        p.bind(values.line_ids),
+        p.bind(values.line_quantities),
+        p.bind(values.line_prices),
+        p.bind(values.line_currencies),
     ));
     if !values.backordered.is_empty() {
         ctes.push(format!(
@@ -268,8 +276,8 @@ fn place_statement<'a>(values: &'a PlaceValues<'a>) -> (String, Vec<Param<'a>>) 
                  SELECT {order}, b.product_id, b.quantity, {at}
                  FROM unnest({}::TEXT[], {}::BIGINT[]) AS b (product_id, quantity)
              )",
-            p.bind(&values.backordered),
-            p.bind(&values.missing),
+            p.bind(values.backordered),
+            p.bind(values.missing),
         ));
     }
     ctes.push(format!(
@@ -277,10 +285,10 @@ fn place_statement<'a>(values: &'a PlaceValues<'a>) -> (String, Vec<Param<'a>>) 
              INSERT INTO order_events (order_id, seq, at, status, note)
              VALUES ({order}, 1, {at}, 'pending', {}::TEXT), ({order}, 2, {at}, {status}, {}::TEXT)
          )",
-        p.bind(&values.first_note),
-        p.bind(&values.note),
+        p.bind(values.first_note),
+        p.bind(values.note),
     ));
-    if let Some((key, request_hash, receipt)) = &values.claim {
+    if let Some((key, request_hash, receipt)) = values.claim {
         ctes.push(format!(
             "claimed AS (
                  INSERT INTO idempotency_keys (store_id, key, request_hash, receipt, created_at)
@@ -291,7 +299,7 @@ fn place_statement<'a>(values: &'a PlaceValues<'a>) -> (String, Vec<Param<'a>>) 
             p.bind(receipt),
         ));
     }
-    if let Some((run_id, workflow, input)) = &values.run {
+    if let Some((run_id, workflow, input)) = values.run {
         let run = p.bind(run_id);
         ctes.push(format!(
             "run AS (
@@ -305,8 +313,8 @@ fn place_statement<'a>(values: &'a PlaceValues<'a>) -> (String, Vec<Param<'a>>) 
              )",
             p.bind(workflow),
             p.bind(input),
-            p.bind(&values.step_names),
-            p.bind(&values.step_ready),
+            p.bind(values.step_names),
+            p.bind(values.step_ready),
         ));
     }
     let reserved = if values.reserving {
@@ -314,22 +322,31 @@ fn place_statement<'a>(values: &'a PlaceValues<'a>) -> (String, Vec<Param<'a>>) 
     } else {
         "SELECT 0::BIGINT AS reserved"
     };
-    let sql = format!("WITH {} {reserved}", ctes.join(", "));
-    (sql, p.params)
+    PlaceStatement {
+        sql: format!("WITH {} {reserved}", ctes.join(", ")),
+        params: p.params,
+        products,
+    }
 }
 
 /// Attempts before a placement that keeps losing races for the last units gives up.
 const PLACE_ATTEMPTS: usize = 16;
 
-pub(super) async fn place_order(client: &mut Client, order: &PlaceOrder) -> Result<Placement> {
+/// Places an order through the batcher, holding no connection while its batch gathers.
+pub(super) async fn place_order(
+    pool: &Pool,
+    placer: &Placer,
+    order: &PlaceOrder,
+) -> Result<Placement> {
     for _ in 0..PLACE_ATTEMPTS {
-        match try_place_order(client, order).await? {
+        match try_place_order(pool, placer, order).await? {
             Attempt::Done(placement) => return Ok(placement),
             Attempt::KeyTaken => {
+                let client = pool.get().await?;
                 return match (&order.idempotency, &order.source) {
-                    (Some(idempotency), _) => replay(client, &order.store_id, idempotency).await,
+                    (Some(idempotency), _) => replay(&client, &order.store_id, idempotency).await,
                     (None, Some(source)) => {
-                        replay_storefront_order(client, &order.store_id, &source.external_id).await
+                        replay_storefront_order(&client, &order.store_id, &source.external_id).await
                     }
                     (None, None) => Err(Error::Corrupt(
                         "a key conflict for an order with neither key nor external id".into(),
@@ -353,7 +370,7 @@ enum Attempt {
     StalePlan,
 }
 
-async fn try_place_order(client: &Client, order: &PlaceOrder) -> Result<Attempt> {
+async fn try_place_order(pool: &Pool, placer: &Placer, order: &PlaceOrder) -> Result<Attempt> {
     let store_id = order.store_id.as_str();
     let now = micros(order.now);
     let product_ids: Vec<&str> = order
@@ -364,6 +381,7 @@ async fn try_place_order(client: &Client, order: &PlaceOrder) -> Result<Attempt>
     let (plan, lines, reserving) = match common::unmanaged_lines(order) {
         Some((plan, lines)) => (plan, lines, false),
         None => {
+            let client = pool.get().await?;
             let read = client.prepare_cached(READ_PRODUCTS).await?;
             let known = stock_by_product(&client.query(&read, &[&store_id, &product_ids]).await?)?;
             let plan = plan_reservation(
@@ -394,89 +412,99 @@ async fn try_place_order(client: &Client, order: &PlaceOrder) -> Result<Attempt>
         .map(|i| {
             let receipt =
                 serde_json::to_string(&receipt).map_err(|e| Error::Corrupt(e.to_string()))?;
-            Ok::<_, Error>((i.key.as_str(), i.request_hash.as_str(), receipt))
+            Ok::<_, Error>((i.key.clone(), i.request_hash.clone(), receipt))
         })
         .transpose()?;
 
-    let (reserve_ids, reserve_quantities) = lines
+    let (reserve_ids, reserve_quantities): (Vec<String>, Vec<i64>) = lines
         .iter()
         .filter(|_| reserving)
-        .map(|line| (line.product_id.as_str(), i64::from(line.quantity.get())))
+        .map(|line| (line.product_id.to_string(), i64::from(line.quantity.get())))
         .unzip();
+    let reserving_products = reserve_ids.len() as i64;
     let (backordered, missing) = receipt
         .unavailable
         .iter()
-        .map(|s| (s.product_id.as_str(), s.missing()))
+        .map(|s| (s.product_id.to_string(), s.missing()))
         .unzip();
     let (step_names, step_ready) = order
         .run
         .iter()
         .flat_map(|r| &r.steps)
-        .map(|s| (s.name.as_str(), s.ready))
+        .map(|s| (s.name.clone(), s.ready))
         .unzip();
     let values = PlaceValues {
-        store_id,
+        store_id: store_id.to_owned(),
         now,
-        order_id: order.order_id.as_str(),
+        order_id: order.order_id.to_string(),
         reserve_ids,
         reserve_quantities,
-        line_ids: lines.iter().map(|l| l.product_id.as_str()).collect(),
+        line_ids: lines.iter().map(|l| l.product_id.to_string()).collect(),
         line_quantities: lines.iter().map(|l| i64::from(l.quantity.get())).collect(),
         line_prices: lines.iter().map(|l| l.unit_price_minor).collect(),
-        line_currencies: lines.iter().map(|l| l.currency.as_str()).collect(),
+        line_currencies: lines.iter().map(|l| l.currency.to_string()).collect(),
         backordered,
         missing,
         customer_id: order
             .customer
             .as_ref()
             .and_then(|c| c.customer_id.as_ref())
-            .map(|id| id.as_str()),
+            .map(ToString::to_string),
         status: transition.to().as_str(),
         customer: common::to_json(&order.customer)?,
         address: common::to_json(&order.shipping_address)?,
-        currency: currency.as_ref().map(Currency::as_str),
+        currency: currency.as_ref().map(ToString::to_string),
         total_minor,
-        note,
+        note: note.map(str::to_owned),
         claim,
-        external_id: order.source.as_ref().map(|s| s.external_id.as_str()),
+        external_id: order.source.as_ref().map(|s| s.external_id.clone()),
         source_updated_at: order.source.as_ref().map(|s| micros(s.updated_at)),
-        source: order.source.as_ref().map(|s| s.document.as_str()),
-        first_note: order.source.as_ref().map_or("placed", |s| s.note.as_str()),
+        source: order.source.as_ref().map(|s| s.document.clone()),
+        first_note: order
+            .source
+            .as_ref()
+            .map_or("placed", |s| s.note.as_str())
+            .to_owned(),
         reserving,
         run: order
             .run
             .as_ref()
-            .map(|r| (r.run_id.as_str(), r.workflow.as_str(), r.input.as_str())),
+            .map(|r| (r.run_id.clone(), r.workflow.clone(), r.input.clone())),
         step_names,
         step_ready,
     };
-    let (sql, params) = place_statement(&values);
-    let place = client.prepare_cached(&sql).await?;
-    let reserved: i64 = match client.query_one(&place, &params).await {
-        Ok(row) => row.try_get("reserved")?,
-        Err(error) => {
-            let code = error.code();
-            if code == Some(&SqlState::CHECK_VIOLATION)
-                || code == Some(&SqlState::T_R_DEADLOCK_DETECTED)
-                || code == Some(&SqlState::T_R_SERIALIZATION_FAILURE)
-            {
-                return Ok(Attempt::StalePlan);
+    let reserved = match placer.place(place_statement(values)).await? {
+        Batched::Placed { reserved } => reserved,
+        Batched::Alone(statement) => {
+            let client = pool.get().await?;
+            let place = client.prepare_cached(&statement.sql).await?;
+            match client.query_one(&place, &statement.params()).await {
+                Ok(row) => row.try_get("reserved")?,
+                Err(error) => {
+                    let code = error.code();
+                    if code == Some(&SqlState::CHECK_VIOLATION)
+                        || code == Some(&SqlState::T_R_DEADLOCK_DETECTED)
+                        || code == Some(&SqlState::T_R_SERIALIZATION_FAILURE)
+                    {
+                        return Ok(Attempt::StalePlan);
+                    }
+                    // A storefront order's key and its external id are claimed together, so
+                    // either conflict means the order exists and its receipt can be replayed.
+                    let constraint = error.as_db_error().and_then(|e| e.constraint());
+                    if code == Some(&SqlState::UNIQUE_VIOLATION)
+                        && matches!(
+                            constraint,
+                            Some("idempotency_keys_pkey" | "orders_by_external_id")
+                        )
+                    {
+                        return Ok(Attempt::KeyTaken);
+                    }
+                    return Err(error.into());
+                }
             }
-            // A storefront order's key and its external id are claimed together, so either
-            // conflict means the order exists and its receipt can be replayed.
-            let constraint = error.as_db_error().and_then(|e| e.constraint());
-            if code == Some(&SqlState::UNIQUE_VIOLATION)
-                && matches!(
-                    constraint,
-                    Some("idempotency_keys_pkey" | "orders_by_external_id")
-                )
-            {
-                return Ok(Attempt::KeyTaken);
-            }
-            return Err(error.into());
         }
     };
-    if reserved != values.reserve_ids.len() as i64 {
+    if reserved != reserving_products {
         return Err(Error::Corrupt(format!(
             "a product of order {} vanished while reserving",
             order.order_id

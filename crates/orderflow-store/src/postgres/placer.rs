@@ -1,0 +1,175 @@
+//! Group commit for placements on PostgreSQL: the placement statements of concurrent requests
+//! run in one transaction, so that they share one commit (one WAL flush) and a product that
+//! every order wants is locked once per batch instead of once per order, each holder waiting
+//! out its own commit before the next could reserve.
+//!
+//! A batch is all or nothing. If any of its statements fails (stock that moved since it was
+//! planned, a taken idempotency key or external id, a deadlock), the batch is rolled back and
+//! each placement is told to run alone, where the failure is met and handled as before: the
+//! batch only ever adds a faster path, never a new outcome.
+
+use std::sync::Arc;
+
+use deadpool_postgres::Pool;
+use futures_util::future::join_all;
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio_postgres::types::ToSql;
+
+use super::Param;
+use crate::error::{Error, Result};
+
+/// Placements one transaction takes at most.
+const MAX_BATCH: usize = 64;
+/// Batches in flight at once: while one commits, the next gathers and runs on another
+/// connection. Two did better than four or eight on two cores (docs/BENCHMARKS.md): more
+/// batches at once are smaller, and each pays its own commit.
+const BATCHERS: usize = 2;
+/// Placements waiting for a batcher before callers wait to hand theirs over.
+const QUEUE: usize = 1024;
+
+/// One order's placement statement, with parameters it owns so that it can cross to the
+/// batcher's task.
+#[derive(Debug)]
+pub(super) struct PlaceStatement {
+    pub sql: String,
+    pub params: Vec<Box<dyn ToSql + Send + Sync>>,
+    /// The `(store, product)` rows the statement reserves, which the batch locks first.
+    pub products: Vec<(String, String)>,
+}
+
+impl PlaceStatement {
+    pub fn params(&self) -> Vec<Param<'_>> {
+        self.params
+            .iter()
+            .map(|param| param.as_ref() as Param<'_>)
+            .collect()
+    }
+}
+
+/// What became of a placement handed to the batcher.
+#[derive(Debug)]
+pub(super) enum Batched {
+    /// Committed with its batch; the statement answered this many reserved products.
+    Placed { reserved: i64 },
+    /// Its batch failed: run the statement alone, on a connection of the caller's.
+    Alone(PlaceStatement),
+}
+
+struct Job {
+    statement: PlaceStatement,
+    reply: oneshot::Sender<Result<Batched>>,
+}
+
+#[derive(Debug)]
+pub(super) struct Placer {
+    jobs: mpsc::Sender<Job>,
+}
+
+/// Takes every product row of the batch in one statement, in the order every writer locks
+/// products (by product id; here also by store, for batches that span stores), before any
+/// placement of the batch locks its own: the batch's statements then take no lock that could
+/// wait in a cycle with another batch or with an edit.
+const LOCK_PRODUCTS: &str = "SELECT 1 FROM products p
+     JOIN unnest($1::TEXT[], $2::TEXT[]) AS d (store_id, product_id)
+       ON p.store_id = d.store_id AND p.product_id = d.product_id
+     ORDER BY p.product_id, p.store_id
+     FOR UPDATE OF p";
+
+impl Placer {
+    pub fn start(pool: Pool) -> Self {
+        let (jobs, queue) = mpsc::channel(QUEUE);
+        let queue = Arc::new(Mutex::new(queue));
+        for _ in 0..BATCHERS {
+            tokio::spawn(batcher(pool.clone(), Arc::clone(&queue)));
+        }
+        Self { jobs }
+    }
+
+    pub async fn place(&self, statement: PlaceStatement) -> Result<Batched> {
+        let (reply, answer) = oneshot::channel();
+        if let Err(mpsc::error::SendError(job)) = self.jobs.send(Job { statement, reply }).await {
+            return Ok(Batched::Alone(job.statement));
+        }
+        answer
+            .await
+            .map_err(|_| Error::unavailable("the placement batcher stopped"))?
+    }
+}
+
+/// Gathers whatever placements are waiting (at least one), runs them as one transaction and
+/// answers each; ends when the store is dropped.
+async fn batcher(pool: Pool, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
+    loop {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        {
+            let mut queue = queue.lock().await;
+            if queue.recv_many(&mut batch, MAX_BATCH).await == 0 {
+                return;
+            }
+        }
+        let (statements, replies): (Vec<PlaceStatement>, Vec<_>) = batch
+            .into_iter()
+            .map(|job| (job.statement, job.reply))
+            .unzip();
+        match run(&pool, &statements).await {
+            Ok(Some(reserved)) => {
+                for (reply, reserved) in replies.into_iter().zip(reserved) {
+                    let _ = reply.send(Ok(Batched::Placed { reserved }));
+                }
+            }
+            Ok(None) => {
+                for (reply, statement) in replies.into_iter().zip(statements) {
+                    let _ = reply.send(Ok(Batched::Alone(statement)));
+                }
+            }
+            Err(error) => {
+                let message = error.to_string();
+                for reply in replies {
+                    let _ = reply.send(Err(Error::unavailable(message.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// The reserved counts of the batch's statements once committed; `None` if a statement
+/// failed and the batch was rolled back; an error when the commit's fate is unknown.
+async fn run(pool: &Pool, statements: &[PlaceStatement]) -> Result<Option<Vec<i64>>> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let (stores, products): (Vec<&str>, Vec<&str>) = statements
+        .iter()
+        .flat_map(|s| &s.products)
+        .map(|(store, product)| (store.as_str(), product.as_str()))
+        .unzip();
+    if !products.is_empty() {
+        let lock = tx.prepare_cached(LOCK_PRODUCTS).await?;
+        if tx.query(&lock, &[&stores, &products]).await.is_err() {
+            return Ok(None);
+        }
+    }
+    // Prepared one after another before any runs, so that the pipelined executions reach the
+    // server in the order of the batch.
+    let mut prepared = Vec::with_capacity(statements.len());
+    for statement in statements {
+        prepared.push(tx.prepare_cached(&statement.sql).await?);
+    }
+    let params: Vec<Vec<Param<'_>>> = statements.iter().map(PlaceStatement::params).collect();
+    let answers = join_all(
+        prepared
+            .iter()
+            .zip(&params)
+            .map(|(statement, params)| tx.query_one(statement, params)),
+    )
+    .await;
+    let mut reserved = Vec::with_capacity(answers.len());
+    for answer in answers {
+        match answer.and_then(|row| row.try_get::<_, i64>("reserved")) {
+            Ok(count) => reserved.push(count),
+            // Dropping the transaction rolls it back.
+            Err(_) => return Ok(None),
+        }
+    }
+    tx.commit().await?;
+    Ok(Some(reserved))
+}
