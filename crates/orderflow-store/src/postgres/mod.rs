@@ -43,10 +43,10 @@ macro_rules! product_columns {
     };
 }
 
+mod batch;
 mod documents;
 mod intake;
 mod orders;
-mod placer;
 mod runs;
 mod signal;
 
@@ -116,7 +116,7 @@ async fn prepare_all<const N: usize>(
 
 pub struct PostgresStore {
     pool: Pool,
-    placer: placer::Placer,
+    batcher: batch::Batcher,
     signal: signal::WorkSignal,
 }
 
@@ -168,10 +168,10 @@ impl PostgresStore {
             .wait_timeout(Some(POOL_WAIT))
             .build()
             .map_err(|error| Error::Config(error.to_string()))?;
-        let placer = placer::Placer::start(pool.clone());
+        let batcher = batch::Batcher::start(pool.clone());
         Ok(Self {
             pool,
-            placer,
+            batcher,
             signal,
         })
     }
@@ -459,7 +459,7 @@ impl crate::Store for PostgresStore {
     }
 
     async fn place_order(&self, order: PlaceOrder) -> Result<Placement> {
-        let placement = orders::place_order(&self.pool, &self.placer, &order).await?;
+        let placement = orders::place_order(&self.pool, &self.batcher, &order).await?;
         if order.run.is_some() && !placement.replayed {
             self.signal.announce(Work::Steps);
         }

@@ -19,7 +19,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{IsolationLevel, Row, Statement};
 
-use super::placer::{Batched, PlaceStatement, Placer};
+use super::batch::{Batched, BatchedStatement, Batcher};
 use super::{Param, prepare_all};
 use crate::common::{self, from_micros, micros, parse};
 use crate::error::{Error, Result};
@@ -101,8 +101,7 @@ const BACKORDER_QUEUE: &str = "SELECT mine.product_id, mine.quantity,
 /// An order with its lines, backorder and timeline, in one statement (so on one snapshot, with
 /// no transaction around it): a step reads its order at every attempt, and four statements in
 /// a read-only transaction were six round trips' worth of PostgreSQL's per-statement work.
-const ORDER_ROWS: &str = concat!(
-    "SELECT o.order_id, o.store_id, o.external_id, o.customer_id, o.status,
+const ORDER_ROWS: &str = "SELECT o.order_id, o.store_id, o.external_id, o.customer_id, o.status,
             o.customer::TEXT AS customer, o.shipping_address::TEXT AS shipping_address,
             o.currency, o.total_minor, o.version, o.source::TEXT AS source,
             (EXTRACT(EPOCH FROM o.created_at) * 1000000)::BIGINT AS created_at,
@@ -115,8 +114,7 @@ const ORDER_ROWS: &str = concat!(
             COALESCE((SELECT json_agg(json_build_array(e.status, e.note, (EXTRACT(EPOCH FROM e.at) * 1000000)::BIGINT)
                                       ORDER BY e.seq)
                       FROM order_events e WHERE e.order_id = o.order_id), '[]')::TEXT AS timeline
-     FROM orders o WHERE o.order_id = ANY($1)"
-);
+     FROM orders o WHERE o.order_id = ANY($1)";
 const LINE_ROWS: &str =
     "SELECT order_id, product_id, quantity, unit_price_minor, currency FROM order_lines
      WHERE order_id = ANY($1) ORDER BY order_id, line_no";
@@ -206,12 +204,17 @@ struct PlaceValues {
 /// index a statement names is opened and locked at every execution, and past 16 relations
 /// PostgreSQL leaves its per-backend fast path for the shared lock table: leaving them out
 /// took a fifth of the server's CPU off a placement without key, backorder or run.
-fn place_statement(values: PlaceValues) -> PlaceStatement {
+fn place_statement(values: PlaceValues) -> BatchedStatement {
     let products = values
         .reserve_ids
         .iter()
         .map(|product| (values.store_id.clone(), product.clone()))
         .collect();
+    let key = match (&values.claim, &values.external_id) {
+        (Some((key, _, _)), _) => format!("key {} {key}", values.store_id),
+        (None, Some(external_id)) => format!("external {} {external_id}", values.store_id),
+        (None, None) => format!("order {}", values.order_id),
+    };
     let mut p = Numbered::default();
     let store = p.bind(values.store_id);
     let now = p.bind(values.now);
@@ -322,10 +325,11 @@ fn place_statement(values: PlaceValues) -> PlaceStatement {
     } else {
         "SELECT 0::BIGINT AS reserved"
     };
-    PlaceStatement {
+    BatchedStatement {
         sql: format!("WITH {} {reserved}", ctes.join(", ")),
         params: p.params,
         products,
+        key,
     }
 }
 
@@ -335,11 +339,11 @@ const PLACE_ATTEMPTS: usize = 16;
 /// Places an order through the batcher, holding no connection while its batch gathers.
 pub(super) async fn place_order(
     pool: &Pool,
-    placer: &Placer,
+    batcher: &Batcher,
     order: &PlaceOrder,
 ) -> Result<Placement> {
     for _ in 0..PLACE_ATTEMPTS {
-        match try_place_order(pool, placer, order).await? {
+        match try_place_order(pool, batcher, order).await? {
             Attempt::Done(placement) => return Ok(placement),
             Attempt::KeyTaken => {
                 let client = pool.get().await?;
@@ -370,7 +374,7 @@ enum Attempt {
     StalePlan,
 }
 
-async fn try_place_order(pool: &Pool, placer: &Placer, order: &PlaceOrder) -> Result<Attempt> {
+async fn try_place_order(pool: &Pool, batcher: &Batcher, order: &PlaceOrder) -> Result<Attempt> {
     let store_id = order.store_id.as_str();
     let now = micros(order.now);
     let product_ids: Vec<&str> = order
@@ -473,8 +477,8 @@ async fn try_place_order(pool: &Pool, placer: &Placer, order: &PlaceOrder) -> Re
         step_names,
         step_ready,
     };
-    let reserved = match placer.place(place_statement(values)).await? {
-        Batched::Placed { reserved } => reserved,
+    let reserved: i64 = match batcher.execute(place_statement(values)).await? {
+        Batched::Committed(row) => row.try_get("reserved")?,
         Batched::Alone(statement) => {
             let client = pool.get().await?;
             let place = client.prepare_cached(&statement.sql).await?;

@@ -1,43 +1,52 @@
-//! Group commit for placements on PostgreSQL: the placement statements of concurrent requests
-//! run in one transaction, so that they share one commit (one WAL flush) and a product that
-//! every order wants is locked once per batch instead of once per order, each holder waiting
-//! out its own commit before the next could reserve.
+//! Group commit on PostgreSQL: the one-statement writes of concurrent requests (placing an
+//! order) run in one transaction, so that they share one commit (one WAL flush), and a product
+//! that every order wants is locked once per batch instead of once per order, each holder
+//! waiting out its own commit before the next could reserve.
+//!
+//! Receiving a webhook delivery stays a statement of its own: measured through the batcher,
+//! acknowledgements queued behind the intake worker's placements and came back slower, though
+//! PostgreSQL spent a fifth less CPU (docs/BENCHMARKS.md).
 //!
 //! A batch is all or nothing. If any of its statements fails (stock that moved since it was
 //! planned, a taken idempotency key or external id, a deadlock), the batch is rolled back and
-//! each placement is told to run alone, where the failure is met and handled as before: the
-//! batch only ever adds a faster path, never a new outcome.
+//! each statement is handed back to run alone, where the failure is met and handled as before:
+//! the batch only ever adds a faster path, never a new outcome.
 
 use std::sync::Arc;
 
 use deadpool_postgres::Pool;
 use futures_util::future::join_all;
 use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use super::Param;
 use crate::error::{Error, Result};
 
-/// Placements one transaction takes at most.
+/// Statements one transaction takes at most.
 const MAX_BATCH: usize = 64;
 /// Batches in flight at once: while one commits, the next gathers and runs on another
 /// connection. Two did better than four or eight on two cores (docs/BENCHMARKS.md): more
 /// batches at once are smaller, and each pays its own commit.
 const BATCHERS: usize = 2;
-/// Placements waiting for a batcher before callers wait to hand theirs over.
+/// Statements waiting for a batcher before callers wait to hand theirs over.
 const QUEUE: usize = 1024;
 
-/// One order's placement statement, with parameters it owns so that it can cross to the
-/// batcher's task.
+/// A statement that writes and answers one row, with parameters it owns so that it can cross
+/// to the batcher's task.
 #[derive(Debug)]
-pub(super) struct PlaceStatement {
+pub(super) struct BatchedStatement {
     pub sql: String,
     pub params: Vec<Box<dyn ToSql + Send + Sync>>,
     /// The `(store, product)` rows the statement reserves, which the batch locks first.
     pub products: Vec<(String, String)>,
+    /// The unique key the statement claims (an idempotency key, an external id). A batch runs its statements in the order of their keys, so that two batches
+    /// claiming the same keys wait for each other in one direction, not in a cycle that only
+    /// PostgreSQL's deadlock detector (after a second) would break.
+    pub key: String,
 }
 
-impl PlaceStatement {
+impl BatchedStatement {
     pub fn params(&self) -> Vec<Param<'_>> {
         self.params
             .iter()
@@ -46,22 +55,22 @@ impl PlaceStatement {
     }
 }
 
-/// What became of a placement handed to the batcher.
+/// What became of a statement handed to the batcher.
 #[derive(Debug)]
 pub(super) enum Batched {
-    /// Committed with its batch; the statement answered this many reserved products.
-    Placed { reserved: i64 },
+    /// Committed with its batch; the row it answered.
+    Committed(Row),
     /// Its batch failed: run the statement alone, on a connection of the caller's.
-    Alone(PlaceStatement),
+    Alone(BatchedStatement),
 }
 
 struct Job {
-    statement: PlaceStatement,
+    statement: BatchedStatement,
     reply: oneshot::Sender<Result<Batched>>,
 }
 
 #[derive(Debug)]
-pub(super) struct Placer {
+pub(super) struct Batcher {
     jobs: mpsc::Sender<Job>,
 }
 
@@ -75,7 +84,7 @@ const LOCK_PRODUCTS: &str = "SELECT 1 FROM products p
      ORDER BY p.product_id, p.store_id
      FOR UPDATE OF p";
 
-impl Placer {
+impl Batcher {
     pub fn start(pool: Pool) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let queue = Arc::new(Mutex::new(queue));
@@ -85,7 +94,7 @@ impl Placer {
         Self { jobs }
     }
 
-    pub async fn place(&self, statement: PlaceStatement) -> Result<Batched> {
+    pub async fn execute(&self, statement: BatchedStatement) -> Result<Batched> {
         let (reply, answer) = oneshot::channel();
         if let Err(mpsc::error::SendError(job)) = self.jobs.send(Job { statement, reply }).await {
             return Ok(Batched::Alone(job.statement));
@@ -96,7 +105,7 @@ impl Placer {
     }
 }
 
-/// Gathers whatever placements are waiting (at least one), runs them as one transaction and
+/// Gathers whatever statements are waiting (at least one), runs them as one transaction and
 /// answers each; ends when the store is dropped.
 async fn batcher(pool: Pool, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
     loop {
@@ -107,14 +116,15 @@ async fn batcher(pool: Pool, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
                 return;
             }
         }
-        let (statements, replies): (Vec<PlaceStatement>, Vec<_>) = batch
+        batch.sort_unstable_by(|a, b| a.statement.key.cmp(&b.statement.key));
+        let (statements, replies): (Vec<BatchedStatement>, Vec<_>) = batch
             .into_iter()
             .map(|job| (job.statement, job.reply))
             .unzip();
         match run(&pool, &statements).await {
-            Ok(Some(reserved)) => {
-                for (reply, reserved) in replies.into_iter().zip(reserved) {
-                    let _ = reply.send(Ok(Batched::Placed { reserved }));
+            Ok(Some(rows)) => {
+                for (reply, row) in replies.into_iter().zip(rows) {
+                    let _ = reply.send(Ok(Batched::Committed(row)));
                 }
             }
             Ok(None) => {
@@ -132,9 +142,9 @@ async fn batcher(pool: Pool, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
     }
 }
 
-/// The reserved counts of the batch's statements once committed; `None` if a statement
-/// failed and the batch was rolled back; an error when the commit's fate is unknown.
-async fn run(pool: &Pool, statements: &[PlaceStatement]) -> Result<Option<Vec<i64>>> {
+/// The rows the batch's statements answered, once committed; `None` if a statement failed and
+/// the batch was rolled back; an error when the commit's fate is unknown.
+async fn run(pool: &Pool, statements: &[BatchedStatement]) -> Result<Option<Vec<Row>>> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     let (stores, products): (Vec<&str>, Vec<&str>) = statements
@@ -154,7 +164,7 @@ async fn run(pool: &Pool, statements: &[PlaceStatement]) -> Result<Option<Vec<i6
     for statement in statements {
         prepared.push(tx.prepare_cached(&statement.sql).await?);
     }
-    let params: Vec<Vec<Param<'_>>> = statements.iter().map(PlaceStatement::params).collect();
+    let params: Vec<Vec<Param<'_>>> = statements.iter().map(BatchedStatement::params).collect();
     let answers = join_all(
         prepared
             .iter()
@@ -162,14 +172,10 @@ async fn run(pool: &Pool, statements: &[PlaceStatement]) -> Result<Option<Vec<i6
             .map(|(statement, params)| tx.query_one(statement, params)),
     )
     .await;
-    let mut reserved = Vec::with_capacity(answers.len());
-    for answer in answers {
-        match answer.and_then(|row| row.try_get::<_, i64>("reserved")) {
-            Ok(count) => reserved.push(count),
-            // Dropping the transaction rolls it back.
-            Err(_) => return Ok(None),
-        }
-    }
+    let Ok(rows) = answers.into_iter().collect::<Result<Vec<Row>, _>>() else {
+        // Dropping the transaction rolls it back.
+        return Ok(None);
+    };
     tx.commit().await?;
-    Ok(Some(reserved))
+    Ok(Some(rows))
 }
