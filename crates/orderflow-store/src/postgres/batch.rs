@@ -40,9 +40,10 @@ pub(super) struct BatchedStatement {
     pub params: Vec<Box<dyn ToSql + Send + Sync>>,
     /// The `(store, product)` rows the statement reserves, which the batch locks first.
     pub products: Vec<(String, String)>,
-    /// The unique key the statement claims (an idempotency key, an external id). A batch runs its statements in the order of their keys, so that two batches
-    /// claiming the same keys wait for each other in one direction, not in a cycle that only
-    /// PostgreSQL's deadlock detector (after a second) would break.
+    /// The unique key the statement claims (an idempotency key, an external id). A batch runs
+    /// its statements in the order of their keys, so that two batches claiming the same keys
+    /// wait for each other in one direction, not in a cycle that only PostgreSQL's deadlock
+    /// detector (after a second) would break.
     pub key: String,
 }
 
@@ -142,18 +143,26 @@ async fn batcher(pool: Pool, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
     }
 }
 
-/// The rows the batch's statements answered, once committed; `None` if a statement failed and
-/// the batch was rolled back; an error when the commit's fate is unknown.
+/// The rows the batch's statements answered, once committed; `None` if the batch could not
+/// run or a statement failed and it was rolled back (each then runs alone, and meets the
+/// failure, or the unreachable database, itself); an error only when the commit's fate is
+/// unknown.
 async fn run(pool: &Pool, statements: &[BatchedStatement]) -> Result<Option<Vec<Row>>> {
-    let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
+    let Ok(mut client) = pool.get().await else {
+        return Ok(None);
+    };
+    let Ok(tx) = client.transaction().await else {
+        return Ok(None);
+    };
     let (stores, products): (Vec<&str>, Vec<&str>) = statements
         .iter()
         .flat_map(|s| &s.products)
         .map(|(store, product)| (store.as_str(), product.as_str()))
         .unzip();
     if !products.is_empty() {
-        let lock = tx.prepare_cached(LOCK_PRODUCTS).await?;
+        let Ok(lock) = tx.prepare_cached(LOCK_PRODUCTS).await else {
+            return Ok(None);
+        };
         if tx.query(&lock, &[&stores, &products]).await.is_err() {
             return Ok(None);
         }
@@ -162,7 +171,10 @@ async fn run(pool: &Pool, statements: &[BatchedStatement]) -> Result<Option<Vec<
     // server in the order of the batch.
     let mut prepared = Vec::with_capacity(statements.len());
     for statement in statements {
-        prepared.push(tx.prepare_cached(&statement.sql).await?);
+        let Ok(statement) = tx.prepare_cached(&statement.sql).await else {
+            return Ok(None);
+        };
+        prepared.push(statement);
     }
     let params: Vec<Vec<Param<'_>>> = statements.iter().map(BatchedStatement::params).collect();
     let answers = join_all(
