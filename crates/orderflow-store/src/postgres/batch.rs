@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use deadpool_postgres::Pool;
-use futures_util::future::join_all;
+use futures_util::future::{join_all, join4};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -147,11 +147,12 @@ async fn batcher(pool: Pool, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
 /// run or a statement failed and it was rolled back (each then runs alone, and meets the
 /// failure, or the unreachable database, itself); an error only when the commit's fate is
 /// unknown.
+///
+/// The whole transaction (begin, lock, the statements, commit) is sent at once and answered in
+/// one round trip: a statement that fails aborts the transaction, and PostgreSQL answers the
+/// `COMMIT` of an aborted transaction by rolling it back.
 async fn run(pool: &Pool, statements: &[BatchedStatement]) -> Result<Option<Vec<Row>>> {
-    let Ok(mut client) = pool.get().await else {
-        return Ok(None);
-    };
-    let Ok(tx) = client.transaction().await else {
+    let Ok(client) = pool.get().await else {
         return Ok(None);
     };
     let (stores, products): (Vec<&str>, Vec<&str>) = statements
@@ -159,35 +160,42 @@ async fn run(pool: &Pool, statements: &[BatchedStatement]) -> Result<Option<Vec<
         .flat_map(|s| &s.products)
         .map(|(store, product)| (store.as_str(), product.as_str()))
         .unzip();
-    if !products.is_empty() {
-        let Ok(lock) = tx.prepare_cached(LOCK_PRODUCTS).await else {
-            return Ok(None);
-        };
-        if tx.query(&lock, &[&stores, &products]).await.is_err() {
-            return Ok(None);
-        }
-    }
-    // Prepared one after another before any runs, so that the pipelined executions reach the
-    // server in the order of the batch.
+    // Prepared (from the connection's cache, after the first time) before anything is sent,
+    // so that what follows reaches the server in the order it is polled.
+    let Ok(lock) = client.prepare_cached(LOCK_PRODUCTS).await else {
+        return Ok(None);
+    };
     let mut prepared = Vec::with_capacity(statements.len());
     for statement in statements {
-        let Ok(statement) = tx.prepare_cached(&statement.sql).await else {
+        let Ok(statement) = client.prepare_cached(&statement.sql).await else {
             return Ok(None);
         };
         prepared.push(statement);
     }
     let params: Vec<Vec<Param<'_>>> = statements.iter().map(BatchedStatement::params).collect();
-    let answers = join_all(
-        prepared
-            .iter()
-            .zip(&params)
-            .map(|(statement, params)| tx.query_one(statement, params)),
+    let lock_params: [Param<'_>; 2] = [&stores, &products];
+    let (begun, locked, answers, committed) = join4(
+        client.batch_execute("BEGIN"),
+        client.query(&lock, &lock_params),
+        join_all(
+            prepared
+                .iter()
+                .zip(&params)
+                .map(|(statement, params)| client.query_one(statement, params)),
+        ),
+        client.batch_execute("COMMIT"),
     )
     .await;
+    if let Err(error) = begun {
+        // Without a transaction the statements may each have committed on their own.
+        return Err(error.into());
+    }
+    if locked.is_err() {
+        return Ok(None);
+    }
     let Ok(rows) = answers.into_iter().collect::<Result<Vec<Row>, _>>() else {
-        // Dropping the transaction rolls it back.
         return Ok(None);
     };
-    tx.commit().await?;
+    committed?;
     Ok(Some(rows))
 }
