@@ -199,3 +199,75 @@ async fn run(pool: &Pool, statements: &[BatchedStatement]) -> Result<Option<Vec<
     committed?;
     Ok(Some(rows))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{BatchedStatement, run};
+    use crate::postgres::PostgresStore;
+    use crate::scratch::ScratchDatabase;
+
+    fn new_store(store_id: &str) -> BatchedStatement {
+        BatchedStatement {
+            sql: "INSERT INTO stores (store_id, name, created_at) VALUES ($1, 'A store', now())
+                  RETURNING store_id"
+                .to_owned(),
+            params: vec![Box::new(store_id.to_owned())],
+            products: Vec::new(),
+            key: store_id.to_owned(),
+        }
+    }
+
+    async fn stores(store: &PostgresStore) -> Vec<String> {
+        let client = store.pool.get().await.expect("a pool connection");
+        client
+            .query("SELECT store_id FROM stores ORDER BY store_id", &[])
+            .await
+            .expect("the stores")
+            .iter()
+            .map(|row| row.get(0))
+            .collect()
+    }
+
+    /// The batch is sent whole, commit included: a statement that fails must take the
+    /// others down with it, or those the caller then runs alone would be placed twice.
+    #[tokio::test]
+    async fn a_batch_commits_all_its_statements_or_none() {
+        let Ok(admin_url) = std::env::var("ORDERFLOW_TEST_POSTGRES") else {
+            eprintln!("skipped on PostgreSQL because ORDERFLOW_TEST_POSTGRES is not set");
+            return;
+        };
+        let database = ScratchDatabase::create(&admin_url, "orderflow_test", rand::random())
+            .await
+            .expect("a scratch database");
+        let store = PostgresStore::connect(database.url())
+            .await
+            .expect("the store opens");
+
+        let committed = run(&store.pool, &[new_store("north"), new_store("south")])
+            .await
+            .expect("the commit's fate is known")
+            .expect("both statements committed");
+        let answered: Vec<String> = committed.iter().map(|row| row.get(0)).collect();
+        assert_eq!(answered, ["north", "south"]);
+
+        // "north" exists: the second statement fails, so "east" must not be kept either.
+        let rolled_back = run(&store.pool, &[new_store("east"), new_store("north")])
+            .await
+            .expect("the commit's fate is known");
+        assert!(rolled_back.is_none());
+        assert_eq!(stores(&store).await, ["default", "north", "south"]);
+
+        // A later batch commits as usual.
+        run(&store.pool, &[new_store("west")])
+            .await
+            .expect("the commit's fate is known")
+            .expect("committed");
+        assert_eq!(stores(&store).await, ["default", "north", "south", "west"]);
+
+        drop(store);
+        database
+            .drop()
+            .await
+            .expect("the scratch database is dropped");
+    }
+}
