@@ -203,8 +203,7 @@ async fn run(pool: &Pool, statements: &[BatchedStatement]) -> Result<Option<Vec<
 #[cfg(test)]
 mod tests {
     use super::{BatchedStatement, run};
-    use crate::postgres::PostgresStore;
-    use crate::scratch::ScratchDatabase;
+    use crate::postgres::{PostgresStore, scratch_store};
 
     fn new_store(store_id: &str) -> BatchedStatement {
         BatchedStatement {
@@ -232,16 +231,9 @@ mod tests {
     /// others down with it, or those the caller then runs alone would be placed twice.
     #[tokio::test]
     async fn a_batch_commits_all_its_statements_or_none() {
-        let Ok(admin_url) = std::env::var("ORDERFLOW_TEST_POSTGRES") else {
-            eprintln!("skipped on PostgreSQL because ORDERFLOW_TEST_POSTGRES is not set");
+        let Some((store, database)) = scratch_store().await else {
             return;
         };
-        let database = ScratchDatabase::create(&admin_url, "orderflow_test", rand::random())
-            .await
-            .expect("a scratch database");
-        let store = PostgresStore::connect(database.url())
-            .await
-            .expect("the store opens");
 
         let committed = run(&store.pool, &[new_store("north"), new_store("south")])
             .await

@@ -177,6 +177,24 @@ impl PostgresStore {
     }
 }
 
+/// A store on a fresh database of the server `ORDERFLOW_TEST_POSTGRES` names, for the tests of
+/// this backend's internals; `None` (after saying so) when it is not set.
+#[cfg(test)]
+async fn scratch_store() -> Option<(PostgresStore, crate::scratch::ScratchDatabase)> {
+    let Ok(admin_url) = std::env::var("ORDERFLOW_TEST_POSTGRES") else {
+        eprintln!("skipped on PostgreSQL because ORDERFLOW_TEST_POSTGRES is not set");
+        return None;
+    };
+    let database =
+        crate::scratch::ScratchDatabase::create(&admin_url, "orderflow_test", rand::random())
+            .await
+            .expect("a scratch database");
+    let store = PostgresStore::connect(database.url())
+        .await
+        .expect("the store opens");
+    Some((store, database))
+}
+
 /// Applies pending migrations on a connection of its own, holding [`MIGRATION_LOCK`].
 async fn migrate(config: &tokio_postgres::Config) -> Result<()> {
     let (mut client, connection) = config.connect(NoTls).await?;

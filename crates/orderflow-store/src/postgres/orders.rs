@@ -1219,24 +1219,16 @@ fn priced_line(row: &Row) -> Result<PricedLine> {
 #[cfg(test)]
 mod tests {
     use super::ORDER_ROWS;
-    use crate::postgres::PostgresStore;
-    use crate::scratch::ScratchDatabase;
+    use crate::postgres::scratch_store;
 
     /// A pool connection makes its generic plan of a statement at the first execution, from
     /// the statistics of that moment, and keeps it. Planned on a new table holding a few
     /// unanalysed rows, an `= ANY($1)` lookup used to become a sequential scan for good.
     #[tokio::test]
     async fn an_order_read_first_planned_on_a_new_table_still_uses_its_index() {
-        let Ok(admin_url) = std::env::var("ORDERFLOW_TEST_POSTGRES") else {
-            eprintln!("skipped on PostgreSQL because ORDERFLOW_TEST_POSTGRES is not set");
+        let Some((store, database)) = scratch_store().await else {
             return;
         };
-        let database = ScratchDatabase::create(&admin_url, "orderflow_test", rand::random())
-            .await
-            .expect("a scratch database");
-        let store = PostgresStore::connect(database.url())
-            .await
-            .expect("the store opens");
         let client = store.pool.get().await.expect("a pool connection");
         client
             .batch_execute(
