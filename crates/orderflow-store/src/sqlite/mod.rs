@@ -167,8 +167,9 @@ impl SqliteStore {
             // Checkpoints copy the WAL back into the database file; done by the writer they
             // would stall every request queued behind it, so a thread of their own does them.
             connection.pragma_update(None, "wal_autocheckpoint", 0)?;
-            let writer = Writer::start(connection)?;
-            let checkpointer = checkpointer::start(open_connection(&path, synchronous)?)?;
+            let restart = checkpointer::RestartRequest::default();
+            let writer = Writer::start(connection, restart.clone())?;
+            let checkpointer = checkpointer::start(open_connection(&path, synchronous)?, restart)?;
             let readers = Arc::new(ReaderPool {
                 path,
                 idle: Mutex::new(Vec::new()),

@@ -12,6 +12,7 @@ use std::thread;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use super::checkpointer::RestartRequest;
 use crate::error::{Error, Result};
 
 /// Upper bound on requests per transaction, to bound latency and the WAL's growth.
@@ -28,11 +29,12 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn start(connection: Connection) -> Result<Self> {
+    /// Starts the writer's thread; between batches it honours the checkpointer's `restart`.
+    pub(crate) fn start(connection: Connection, restart: RestartRequest) -> Result<Self> {
         let (jobs, queue) = mpsc::channel::<Job>();
         thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run(connection, queue))
+            .spawn(move || run(connection, queue, &restart))
             .map_err(Error::unavailable)?;
         Ok(Self { jobs })
     }
@@ -86,7 +88,7 @@ fn in_savepoint<T>(
     outcome
 }
 
-fn run(connection: Connection, queue: mpsc::Receiver<Job>) {
+fn run(connection: Connection, queue: mpsc::Receiver<Job>, restart: &RestartRequest) {
     let mut completions: Vec<Completion> = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = queue.recv() {
         if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
@@ -108,5 +110,6 @@ fn run(connection: Connection, queue: mpsc::Receiver<Job>) {
         for complete in completions.drain(..) {
             complete(failure.as_deref());
         }
+        restart.honour(&connection);
     }
 }
