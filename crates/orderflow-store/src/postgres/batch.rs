@@ -3,9 +3,9 @@
 //! that every order wants is locked once per batch instead of once per order, each holder
 //! waiting out its own commit before the next could reserve.
 //!
-//! Receiving a webhook delivery stays a statement of its own: measured through the batcher,
-//! acknowledgements queued behind the intake worker's placements and came back slower, though
-//! PostgreSQL spent a fifth less CPU (docs/BENCHMARKS.md).
+//! Receiving a webhook delivery stays a statement of its own: batched with the placements, or
+//! on a batcher of their own, acknowledgements came back no faster, though PostgreSQL spent a
+//! fifth less CPU on them (docs/BENCHMARKS.md).
 //!
 //! A batch is all or nothing. If any of its statements fails (stock that moved since it was
 //! planned, a taken idempotency key or external id, a deadlock), the batch is rolled back and
