@@ -174,9 +174,17 @@ async fn run(pool: &Pool, statements: &[BatchedStatement]) -> Result<Option<Vec<
     }
     let params: Vec<Vec<Param<'_>>> = statements.iter().map(BatchedStatement::params).collect();
     let lock_params: [Param<'_>; 2] = [&stores, &products];
+    // A batch of orders that hold no stock here (a courier's client stores) locks nothing.
+    let lock_products = async {
+        if products.is_empty() {
+            Ok(Vec::new())
+        } else {
+            client.query(&lock, &lock_params).await
+        }
+    };
     let (begun, locked, answers, committed) = join4(
         client.batch_execute("BEGIN"),
-        client.query(&lock, &lock_params),
+        lock_products,
         join_all(
             prepared
                 .iter()

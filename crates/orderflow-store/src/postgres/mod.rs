@@ -486,7 +486,7 @@ impl crate::Store for PostgresStore {
 
     async fn get_order(&self, scope: &Scope, order_id: &OrderId) -> Result<Order> {
         let client = self.pool.get().await?;
-        orders::get_order(&client, scope, order_id).await
+        orders::load_order(&client, scope, order_id).await
     }
 
     async fn edit_order(&self, scope: &Scope, edit: EditOrder) -> Result<Order> {

@@ -484,27 +484,7 @@ async fn try_place_order(pool: &Pool, batcher: &Batcher, order: &PlaceOrder) -> 
             let place = client.prepare_cached(&statement.sql).await?;
             match client.query_one(&place, &statement.params()).await {
                 Ok(row) => row.try_get("reserved")?,
-                Err(error) => {
-                    let code = error.code();
-                    if code == Some(&SqlState::CHECK_VIOLATION)
-                        || code == Some(&SqlState::T_R_DEADLOCK_DETECTED)
-                        || code == Some(&SqlState::T_R_SERIALIZATION_FAILURE)
-                    {
-                        return Ok(Attempt::StalePlan);
-                    }
-                    // A storefront order's key and its external id are claimed together, so
-                    // either conflict means the order exists and its receipt can be replayed.
-                    let constraint = error.as_db_error().and_then(|e| e.constraint());
-                    if code == Some(&SqlState::UNIQUE_VIOLATION)
-                        && matches!(
-                            constraint,
-                            Some("idempotency_keys_pkey" | "orders_by_external_id")
-                        )
-                    {
-                        return Ok(Attempt::KeyTaken);
-                    }
-                    return Err(error.into());
-                }
+                Err(error) => return attempt_refused_by(error),
             }
         }
     };
@@ -518,6 +498,29 @@ async fn try_place_order(pool: &Pool, batcher: &Batcher, order: &PlaceOrder) -> 
         receipt,
         replayed: false,
     }))
+}
+
+/// What a placement statement that failed alone means for the placement.
+fn attempt_refused_by(error: tokio_postgres::Error) -> Result<Attempt> {
+    let code = error.code();
+    if code == Some(&SqlState::CHECK_VIOLATION)
+        || code == Some(&SqlState::T_R_DEADLOCK_DETECTED)
+        || code == Some(&SqlState::T_R_SERIALIZATION_FAILURE)
+    {
+        return Ok(Attempt::StalePlan);
+    }
+    // A storefront order's key and its external id are claimed together, so either conflict
+    // means the order exists and its receipt can be replayed.
+    let constraint = error.as_db_error().and_then(|e| e.constraint());
+    if code == Some(&SqlState::UNIQUE_VIOLATION)
+        && matches!(
+            constraint,
+            Some("idempotency_keys_pkey" | "orders_by_external_id")
+        )
+    {
+        return Ok(Attempt::KeyTaken);
+    }
+    Err(error.into())
 }
 
 /// A storefront order is known by its external id, unique per store: no key of its own.
@@ -569,10 +572,6 @@ async fn replay(
         receipt.ok_or_else(vanished)?,
         idempotency,
     )
-}
-
-pub(super) async fn get_order(client: &Client, scope: &Scope, order_id: &OrderId) -> Result<Order> {
-    load_order(client, scope, order_id).await
 }
 
 /// Also returns how many backorder sensors the units the edit released made due now.
@@ -1117,7 +1116,7 @@ async fn read_lines(tx: &Transaction<'_>, order_id: &OrderId) -> Result<Vec<Pric
         .collect()
 }
 
-async fn load_order(
+pub(super) async fn load_order(
     client: &impl GenericClient,
     scope: &Scope,
     order_id: &OrderId,

@@ -89,23 +89,11 @@ fn checkpoint(connection: &Connection, mode: &str) -> rusqlite::Result<i64> {
 
 #[cfg(test)]
 mod tests {
-    use rusqlite::Connection;
-
     use std::time::Duration;
 
     use super::{RestartRequest, start_with};
     use crate::sqlite::writer::Writer;
-
-    fn open(path: &std::path::Path) -> Connection {
-        let connection = Connection::open(path).expect("the database opens");
-        connection
-            .pragma_update(None, "journal_mode", "WAL")
-            .expect("WAL mode");
-        connection
-            .busy_timeout(std::time::Duration::from_secs(5))
-            .expect("a busy timeout");
-        connection
-    }
+    use crate::sqlite::{Synchronous, open_connection};
 
     /// A writer that commits without pause never leaves a passive checkpoint the moment it
     /// needs to copy the last frame, so without restarts the log grows by all it is written.
@@ -113,7 +101,9 @@ mod tests {
     async fn the_log_stays_bounded_while_the_writer_commits_without_pause() {
         let directory = tempfile::tempdir().expect("a temporary directory");
         let path = directory.path().join("bounded.db");
-        let connection = open(&path);
+        let path = path.to_str().expect("the temporary path is UTF-8");
+        let connection =
+            open_connection(path, Synchronous::Normal).expect("the writer's connection");
         connection
             .execute_batch("CREATE TABLE blobs (id INTEGER PRIMARY KEY, body BLOB NOT NULL)")
             .expect("a table");
@@ -122,10 +112,15 @@ mod tests {
             .expect("no checkpoints by the writer");
         let restart = RestartRequest::default();
         let writer = Writer::start(connection, restart.clone()).expect("the writer starts");
-        // Rounds every 10 ms, and a restart past 1,000 frames (4 MB): the log should never
+        // Rounds every 10 ms, and a restart past 1,000 frames (1 MB): the log should never
         // hold much more than that.
-        let _checkpointer = start_with(open(&path), restart, Duration::from_millis(10), 1_000)
-            .expect("the checkpointer starts");
+        let _checkpointer = start_with(
+            open_connection(path, Synchronous::Normal).expect("the checkpointer's connection"),
+            restart,
+            Duration::from_millis(10),
+            1_000,
+        )
+        .expect("the checkpointer starts");
 
         let written_bytes = 64 * 1024 * 1024;
         let body = vec![7u8; 16 * 1024];
